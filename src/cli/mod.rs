@@ -1,0 +1,86 @@
+//! Command-line interface: clap parses, each command validates into a config, then runs.
+
+mod common;
+mod doctor;
+mod image;
+mod models;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Exit status for success.
+pub const EXIT_OK: u8 = 0;
+/// Exit status for a failure while running (engine, provider, I/O).
+pub const EXIT_FAILURE: u8 = 1;
+/// Exit status for bad input: usage errors, a missing or broken input file or model.
+pub const EXIT_BAD_INPUT: u8 = 2;
+
+/// Real-time neural style transfer for images and video.
+#[derive(Debug, Parser)]
+#[command(name = "stylize", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Stylise one picture.
+    ///
+    /// Example: stylize image photo.jpg out.png --model models/starry_night.onnx
+    Image(image::ImageArgs),
+    /// List the shipped models and their cards.
+    Models(models::ModelsArgs),
+    /// Check ONNX Runtime, its providers, the GPU, GStreamer and cameras.
+    Doctor(doctor::DoctorArgs),
+}
+
+/// An error that is the user's input's fault (exit status 2), as opposed to a failure.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct BadInput(pub String);
+
+fn is_bad_input(cause: &(dyn std::error::Error + 'static)) -> bool {
+    use stylize::{EngineError, ModelError, StylizeError};
+    cause.is::<BadInput>()
+        || cause.is::<ModelError>()
+        || matches!(
+            cause.downcast_ref::<StylizeError>(),
+            Some(StylizeError::Model(_) | StylizeError::Engine(EngineError::Model(_)))
+        )
+        || matches!(cause.downcast_ref::<EngineError>(), Some(EngineError::Model(_)))
+}
+
+fn exit_code(e: &anyhow::Error) -> u8 {
+    if e.chain().any(is_bad_input) {
+        EXIT_BAD_INPUT
+    } else {
+        EXIT_FAILURE
+    }
+}
+
+/// Runs the command line and returns the process exit status.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Image(a) => image::run(a),
+        Command::Models(a) => models::run(a),
+        Command::Doctor(a) => doctor::run(a),
+    };
+    match result {
+        Ok(()) => ExitCode::from(EXIT_OK),
+        Err(e) => {
+            // One line per cause, outermost first.
+            let mut msg = format!("error: {e}");
+            for cause in e.chain().skip(1) {
+                let c = cause.to_string();
+                if !msg.contains(&c) {
+                    msg.push_str(&format!(": {c}"));
+                }
+            }
+            eprintln!("{msg}");
+            ExitCode::from(exit_code(&e))
+        }
+    }
+}

@@ -1,0 +1,20 @@
+//! stylize: real-time neural style transfer for video.
+//!
+//! - [`runtime`] finds and loads ONNX Runtime;
+//! - [`engine`] runs a model on the best provider (TensorRT, CUDA, CPU) and says which;
+//! - [`model`] works out a model's conventions (layout, channel order, range, size);
+//! - [`frame`] converts frames to and from tensors without allocating;
+//! - [`stylizer`] puts these together for one model and a stream of frames;
+//! - [`catalog`] lists the models shipped in `models/`.
+#![warn(missing_docs)]
+
+pub mod catalog;
+pub mod engine;
+pub mod frame;
+pub mod model;
+pub mod runtime;
+pub mod stylizer;
+
+pub use engine::{ActiveProvider, Engine, EngineError, EngineOptions, Provider};
+pub use model::{ModelError, ModelSpec, SpecOverrides};
+pub use stylizer::{StylizeError, Stylizer, StylizerOptions};

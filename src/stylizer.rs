@@ -1,0 +1,318 @@
+//! One model applied to frames: resize and pad to what the model takes, convert, run, convert
+//! back, crop, resize to the frame, mix by strength. All scratch memory is kept between
+//! frames, so a stream of same-sized frames allocates nothing after the first.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use crate::engine::{Constant, Engine, EngineError, EngineOptions, OrtEngine, ShapeProfile};
+use crate::frame::{FrameError, FrameMut, OwnedFrame, Resizer, mix, pack, unpack};
+use crate::model::{AUTO_MULTIPLES, ModelError, ModelSpec, SpecOverrides};
+
+/// Errors while stylising a frame.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StylizeError {
+    /// The engine failed.
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    /// The frame could not be converted.
+    #[error(transparent)]
+    Frame(#[from] FrameError),
+    /// The model is unusable.
+    #[error(transparent)]
+    Model(#[from] ModelError),
+}
+
+/// Options of the frame path.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StylizerOptions {
+    /// Run free-size models on a frame scaled by this (0 < s ≤ 1) and scale the result back.
+    pub inference_scale: f32,
+}
+
+impl Default for StylizerOptions {
+    fn default() -> Self {
+        StylizerOptions {
+            inference_scale: 1.0,
+        }
+    }
+}
+
+/// Time spent in each stage of the last frame.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct StageTimes {
+    /// Resize (if any) and frame → tensor.
+    pub to_tensor: Duration,
+    /// The model.
+    pub inference: Duration,
+    /// Tensor → frame, resize back and strength mix.
+    pub to_frame: Duration,
+}
+
+/// Sizes worked out once per frame size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+struct Plan {
+    frame: (usize, usize),
+    /// Picture size the model sees (before padding).
+    model: (usize, usize),
+    /// Tensor size (after padding).
+    padded: (usize, usize),
+}
+
+/// A model ready to stylise frames.
+pub struct Stylizer {
+    engine: Box<dyn Engine>,
+    spec: ModelSpec,
+    options: StylizerOptions,
+    plan: Option<Plan>,
+    small_in: OwnedFrame,
+    small_out: OwnedFrame,
+    full_out: OwnedFrame,
+    resize_in: Resizer,
+    resize_out: Resizer,
+    times: StageTimes,
+    auto_padding: Option<usize>,
+}
+
+impl std::fmt::Debug for Stylizer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stylizer")
+            .field("provider", &self.engine.provider())
+            .field("spec", &self.spec)
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The layered spec sources of a model file: `flags`, then its sidecar, then its metadata.
+pub fn layered_overrides(
+    model: &Path,
+    metadata: &std::collections::BTreeMap<String, String>,
+    flags: &SpecOverrides,
+) -> Result<SpecOverrides, ModelError> {
+    let sidecar = SpecOverrides::from_sidecar_of(model)?.unwrap_or_default();
+    let meta = SpecOverrides::from_metadata(metadata, model)?;
+    Ok(flags.clone().or(sidecar).or(meta))
+}
+
+impl Stylizer {
+    /// Loads a model file with ONNX Runtime and resolves its conventions (flags over sidecar
+    /// over metadata over graph).
+    pub fn load(
+        model: &Path,
+        flags: &SpecOverrides,
+        engine: &EngineOptions,
+        options: StylizerOptions,
+    ) -> Result<Stylizer, StylizeError> {
+        let engine = OrtEngine::load(model, engine)?;
+        let given = layered_overrides(model, &engine.io().metadata, flags)?;
+        let spec = ModelSpec::resolve(model, engine.io(), &given)?;
+        Stylizer::new(Box::new(engine), spec, options)
+    }
+
+    /// Wraps an engine whose model has this spec.
+    pub fn new(
+        mut engine: Box<dyn Engine>,
+        spec: ModelSpec,
+        options: StylizerOptions,
+    ) -> Result<Stylizer, StylizeError> {
+        let constants: Vec<Constant> = spec
+            .extra_inputs
+            .iter()
+            .map(|e| Constant {
+                name: e.name.clone(),
+                elem: e.elem.clone(),
+                shape: e.shape.clone(),
+                values: e.values.clone(),
+            })
+            .collect();
+        engine.bind(&spec.input, &spec.output, &constants)?;
+        let placeholder = || OwnedFrame::new(1, 1, crate::frame::PixelFormat::Rgb);
+        Ok(Stylizer {
+            engine,
+            spec,
+            options: StylizerOptions {
+                inference_scale: if options.inference_scale.is_finite() {
+                    options.inference_scale.clamp(0.01, 1.0)
+                } else {
+                    1.0
+                },
+            },
+            plan: None,
+            small_in: placeholder()?,
+            small_out: placeholder()?,
+            full_out: placeholder()?,
+            resize_in: Resizer::new(),
+            resize_out: Resizer::new(),
+            times: StageTimes::default(),
+            auto_padding: None,
+        })
+    }
+
+    /// The resolved conventions.
+    pub fn spec(&self) -> &ModelSpec {
+        &self.spec
+    }
+
+    /// The engine.
+    pub fn engine(&self) -> &dyn Engine {
+        self.engine.as_ref()
+    }
+
+    /// Stage times of the last frame.
+    pub fn times(&self) -> StageTimes {
+        self.times
+    }
+
+    /// The options in force.
+    pub fn options(&self) -> StylizerOptions {
+        self.options
+    }
+
+    /// Changes the inference scale; takes effect on the next frame.
+    pub fn set_inference_scale(&mut self, scale: f32) {
+        if scale.is_finite() {
+            self.options.inference_scale = scale.clamp(0.01, 1.0);
+            self.plan = None;
+        }
+    }
+
+    fn plan_for(&self, w: usize, h: usize) -> Plan {
+        let s = self.options.inference_scale;
+        let scaled = |v: usize| ((v as f32 * s).round() as usize).max(1);
+        let (sw, sh) = if s < 1.0 {
+            (scaled(w), scaled(h))
+        } else {
+            (w, h)
+        };
+        let model = self.spec.model_size(sw, sh);
+        Plan {
+            frame: (w, h),
+            model,
+            padded: self.spec.padded_size(model.0, model.1),
+        }
+    }
+
+    /// The tensor shape a frame of this size is run at (for TensorRT profiles).
+    pub fn input_shape_for(&self, width: usize, height: usize) -> [usize; 4] {
+        let p = self.plan_for(width, height);
+        self.spec.input_shape(p.padded.0, p.padded.1)
+    }
+
+    /// The TensorRT optimisation profile covering frames of these sizes.
+    pub fn profile_for(&self, sizes: &[(usize, usize)]) -> Option<ShapeProfile> {
+        let shapes: Vec<[usize; 4]> = sizes
+            .iter()
+            .map(|&(w, h)| self.input_shape_for(w, h))
+            .collect();
+        ShapeProfile::covering(&self.spec.input, &shapes)
+    }
+
+    /// Stylises `frame` in place: `frame = frame + strength × (stylised − frame)`.
+    /// Alpha and padding bytes are kept.
+    ///
+    /// When the model's padding is not known and it refuses the frame's size, the frame is
+    /// padded to the next of [`AUTO_MULTIPLES`] and tried again; the padding that worked is
+    /// kept for the frames that follow ([`Stylizer::auto_padding`]).
+    pub fn process(&mut self, frame: &mut FrameMut<'_>, strength: f32) -> Result<(), StylizeError> {
+        loop {
+            match self.process_once(frame, strength) {
+                Err(StylizeError::Engine(EngineError::Run(reason)))
+                    if !self.spec.multiple_of_given =>
+                {
+                    let Some(&next) = AUTO_MULTIPLES.iter().find(|&&m| m > self.spec.multiple_of)
+                    else {
+                        return Err(EngineError::Run(format!(
+                            "{reason} (also tried padding to multiples of {:?}; if the model needs another size, give --multiple-of)",
+                            AUTO_MULTIPLES
+                        ))
+                        .into());
+                    };
+                    self.spec.multiple_of = next;
+                    self.auto_padding = Some(next);
+                    self.plan = None;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// The padding multiple the frame path chose by itself after the model refused a size.
+    pub fn auto_padding(&self) -> Option<usize> {
+        self.auto_padding
+    }
+
+    fn process_once(&mut self, frame: &mut FrameMut<'_>, strength: f32) -> Result<(), StylizeError> {
+        let (fw, fh) = (frame.width(), frame.height());
+        let plan = match self.plan {
+            Some(p) if p.frame == (fw, fh) => p,
+            _ => {
+                let p = self.plan_for(fw, fh);
+                self.plan = Some(p);
+                p
+            }
+        };
+        let t0 = Instant::now();
+        let (mw, mh) = plan.model;
+        let (pw, ph) = plan.padded;
+        let shape = self.spec.input_shape(pw, ph);
+        let input_format = self.spec.input_format();
+        let resized_in = (mw, mh) != (fw, fh);
+        if resized_in {
+            self.small_in.reshape(mw, mh, frame.format())?;
+            self.resize_in
+                .resize(&frame.as_frame(), &mut self.small_in.as_frame_mut())?;
+        }
+        let buf = self.engine.input(shape)?;
+        if resized_in {
+            pack(&self.small_in.as_frame(), buf, pw, ph, input_format)?;
+        } else {
+            pack(&frame.as_frame(), buf, pw, ph, input_format)?;
+        }
+        let t1 = Instant::now();
+        let out = self.engine.run()?;
+        let t2 = Instant::now();
+        let (ow, oh) = self.spec.output_size(out.shape).ok_or_else(|| {
+            EngineError::Output(format!(
+                "output '{}' has shape {:?}, expected 3 channels in {} layout",
+                self.spec.output,
+                out.shape,
+                self.spec.layout
+            ))
+        })?;
+        // The picture is the top-left (mw, mh) of the padded tensor; a model whose output is
+        // another size (e.g. ×2) gives the same fraction of its output.
+        let (cw, ch) = if (ow, oh) == (pw, ph) {
+            (mw, mh)
+        } else {
+            (
+                ((mw * ow) as f64 / pw as f64).round().clamp(1.0, ow as f64) as usize,
+                ((mh * oh) as f64 / ph as f64).round().clamp(1.0, oh as f64) as usize,
+            )
+        };
+        let output_format = self.spec.output_format();
+        if (cw, ch) == (fw, fh) {
+            unpack(out.data, ow, oh, output_format, frame, strength)?;
+        } else {
+            self.small_out.reshape(cw, ch, frame.format())?;
+            unpack(
+                out.data,
+                ow,
+                oh,
+                output_format,
+                &mut self.small_out.as_frame_mut(),
+                1.0,
+            )?;
+            self.full_out.reshape(fw, fh, frame.format())?;
+            self.resize_out
+                .resize(&self.small_out.as_frame(), &mut self.full_out.as_frame_mut())?;
+            mix(frame, &self.full_out.as_frame(), strength)?;
+        }
+        self.times = StageTimes {
+            to_tensor: t1 - t0,
+            inference: t2 - t1,
+            to_frame: t2.elapsed(),
+        };
+        Ok(())
+    }
+}
