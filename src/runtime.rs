@@ -32,7 +32,9 @@ pub enum RuntimeError {
         searched: Vec<String>,
     },
     /// A library was found but could not be opened or used.
-    #[error("cannot load ONNX Runtime from {path}: {reason}; run `{SETUP_COMMAND}` or set ORT_DYLIB_PATH")]
+    #[error(
+        "cannot load ONNX Runtime from {path}: {reason}; run `{SETUP_COMMAND}` or set ORT_DYLIB_PATH"
+    )]
     Load {
         /// The file.
         path: PathBuf,
@@ -262,11 +264,7 @@ fn available_providers() -> Vec<String> {
             return Vec::new();
         }
         let out = (0..count as usize)
-            .map(|i| {
-                CStr::from_ptr(*names.add(i))
-                    .to_string_lossy()
-                    .into_owned()
-            })
+            .map(|i| CStr::from_ptr(*names.add(i)).to_string_lossy().into_owned())
             .collect();
         let _ = (api.ReleaseAvailableProviders)(names, count);
         out

@@ -242,7 +242,11 @@ impl Stylizer {
         self.auto_padding
     }
 
-    fn process_once(&mut self, frame: &mut FrameMut<'_>, strength: f32) -> Result<(), StylizeError> {
+    fn process_once(
+        &mut self,
+        frame: &mut FrameMut<'_>,
+        strength: f32,
+    ) -> Result<(), StylizeError> {
         let (fw, fh) = (frame.width(), frame.height());
         let plan = match self.plan {
             Some(p) if p.frame == (fw, fh) => p,
@@ -275,9 +279,7 @@ impl Stylizer {
         let (ow, oh) = self.spec.output_size(out.shape).ok_or_else(|| {
             EngineError::Output(format!(
                 "output '{}' has shape {:?}, expected 3 channels in {} layout",
-                self.spec.output,
-                out.shape,
-                self.spec.layout
+                self.spec.output, out.shape, self.spec.layout
             ))
         })?;
         // The picture is the top-left (mw, mh) of the padded tensor; a model whose output is
@@ -304,8 +306,10 @@ impl Stylizer {
                 1.0,
             )?;
             self.full_out.reshape(fw, fh, frame.format())?;
-            self.resize_out
-                .resize(&self.small_out.as_frame(), &mut self.full_out.as_frame_mut())?;
+            self.resize_out.resize(
+                &self.small_out.as_frame(),
+                &mut self.full_out.as_frame_mut(),
+            )?;
             mix(frame, &self.full_out.as_frame(), strength)?;
         }
         self.times = StageTimes {

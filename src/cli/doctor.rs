@@ -18,16 +18,32 @@ pub struct DoctorArgs {
 
 /// GStreamer elements the project uses, with the Debian package that provides each.
 const ELEMENTS: &[(&str, &str, &str)] = &[
-    ("videoconvert", "gstreamer1.0-plugins-base", "pixel format conversion"),
+    (
+        "videoconvert",
+        "gstreamer1.0-plugins-base",
+        "pixel format conversion",
+    ),
     ("videoscale", "gstreamer1.0-plugins-base", "scaling"),
     ("videorate", "gstreamer1.0-plugins-base", "frame rate"),
-    ("decodebin3", "gstreamer1.0-plugins-base", "decoding any input"),
+    (
+        "decodebin3",
+        "gstreamer1.0-plugins-base",
+        "decoding any input",
+    ),
     ("appsrc", "gstreamer1.0-plugins-base", "feeding frames"),
     ("appsink", "gstreamer1.0-plugins-base", "reading frames"),
     ("videotestsrc", "gstreamer1.0-plugins-base", "test pattern"),
     ("audiotestsrc", "gstreamer1.0-plugins-base", "test sound"),
-    ("audioconvert", "gstreamer1.0-plugins-base", "sound conversion"),
-    ("audioresample", "gstreamer1.0-plugins-base", "sound resampling"),
+    (
+        "audioconvert",
+        "gstreamer1.0-plugins-base",
+        "sound conversion",
+    ),
+    (
+        "audioresample",
+        "gstreamer1.0-plugins-base",
+        "sound resampling",
+    ),
     ("opusenc", "gstreamer1.0-plugins-base", "Opus sound (WebM)"),
     ("qtdemux", "gstreamer1.0-plugins-good", "MP4/MOV input"),
     ("mp4mux", "gstreamer1.0-plugins-good", "MP4 output"),
@@ -35,8 +51,16 @@ const ELEMENTS: &[(&str, &str, &str)] = &[
     ("webmmux", "gstreamer1.0-plugins-good", "WebM output"),
     ("vp9enc", "gstreamer1.0-plugins-good", "VP9 encoding"),
     ("v4l2src", "gstreamer1.0-plugins-good", "camera capture"),
-    ("v4l2sink", "gstreamer1.0-plugins-good", "virtual camera output"),
-    ("autovideosink", "gstreamer1.0-plugins-good", "preview window"),
+    (
+        "v4l2sink",
+        "gstreamer1.0-plugins-good",
+        "virtual camera output",
+    ),
+    (
+        "autovideosink",
+        "gstreamer1.0-plugins-good",
+        "preview window",
+    ),
     ("x264enc", "gstreamer1.0-plugins-ugly", "H.264 encoding"),
     ("x265enc", "gstreamer1.0-plugins-bad", "H.265 encoding"),
     ("av1enc", "gstreamer1.0-plugins-bad", "AV1 encoding"),
@@ -201,7 +225,11 @@ fn print_text(r: &Value) {
         } else {
             println!(
                 "  {name:<9} not usable{}: {}",
-                if compiled { "" } else { " (not in this library)" },
+                if compiled {
+                    ""
+                } else {
+                    " (not in this library)"
+                },
                 s(&p["reason"])
             );
         }
@@ -235,7 +263,14 @@ fn print_text(r: &Value) {
             .into_iter()
             .flatten()
             .filter(|e| e["present"] == json!(false))
-            .map(|e| format!("{} ({}; {})", s(&e["element"]), s(&e["for"]), s(&e["package"])))
+            .map(|e| {
+                format!(
+                    "{} ({}; {})",
+                    s(&e["element"]),
+                    s(&e["for"]),
+                    s(&e["package"])
+                )
+            })
             .collect();
         let n = g["elements"].as_array().map_or(0, |a| a.len());
         if missing.is_empty() {

@@ -74,7 +74,10 @@ fn save_atomically(img: &DynamicImage, path: &Path, format: ImageFormat) -> Resu
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("output");
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("output");
     let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
     let write = || -> Result<()> {
         let file = std::fs::File::create(&tmp)
@@ -118,9 +121,15 @@ pub fn run(args: ImageArgs) -> Result<()> {
     }
     let decoded = decode(&args.input)?;
     let (mut img, pixel_format) = if decoded.color().has_alpha() {
-        (DynamicImage::ImageRgba8(decoded.into_rgba8()), PixelFormat::Rgba)
+        (
+            DynamicImage::ImageRgba8(decoded.into_rgba8()),
+            PixelFormat::Rgba,
+        )
     } else {
-        (DynamicImage::ImageRgb8(decoded.into_rgb8()), PixelFormat::Rgb)
+        (
+            DynamicImage::ImageRgb8(decoded.into_rgb8()),
+            PixelFormat::Rgb,
+        )
     };
     let (w, h) = (img.width() as usize, img.height() as usize);
 

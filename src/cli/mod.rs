@@ -49,7 +49,10 @@ fn is_bad_input(cause: &(dyn std::error::Error + 'static)) -> bool {
             cause.downcast_ref::<StylizeError>(),
             Some(StylizeError::Model(_) | StylizeError::Engine(EngineError::Model(_)))
         )
-        || matches!(cause.downcast_ref::<EngineError>(), Some(EngineError::Model(_)))
+        || matches!(
+            cause.downcast_ref::<EngineError>(),
+            Some(EngineError::Model(_))
+        )
 }
 
 fn exit_code(e: &anyhow::Error) -> u8 {

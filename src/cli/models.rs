@@ -24,7 +24,11 @@ pub fn run(args: ModelsArgs) -> Result<()> {
         let m = models.iter().find(|m| &m.name == name).ok_or_else(|| {
             super::BadInput(format!(
                 "no shipped model named '{name}' (shipped: {})",
-                models.iter().map(|m| m.name.as_str()).collect::<Vec<_>>().join(", ")
+                models
+                    .iter()
+                    .map(|m| m.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ))
         })?;
         match &m.card {

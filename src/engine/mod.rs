@@ -294,8 +294,12 @@ pub trait Engine: Send {
     /// The provider that actually runs.
     fn provider(&self) -> ActiveProvider;
     /// Chooses the image input and output and feeds the other inputs constants.
-    fn bind(&mut self, input: &str, output: &str, constants: &[Constant])
-    -> Result<(), EngineError>;
+    fn bind(
+        &mut self,
+        input: &str,
+        output: &str,
+        constants: &[Constant],
+    ) -> Result<(), EngineError>;
     /// The input buffer for an input of `shape`, to be filled before [`Engine::run`];
     /// reallocated only when the shape changes.
     fn input(&mut self, shape: [usize; 4]) -> Result<&mut [f32], EngineError>;
@@ -329,8 +333,11 @@ mod tests {
 
     #[test]
     fn profile_covers_shapes() {
-        let p = ShapeProfile::covering("x", &[[1, 3, 360, 640], [1, 3, 720, 1280], [1, 3, 240, 320]])
-            .unwrap();
+        let p = ShapeProfile::covering(
+            "x",
+            &[[1, 3, 360, 640], [1, 3, 720, 1280], [1, 3, 240, 320]],
+        )
+        .unwrap();
         assert_eq!(p.min, [1, 3, 240, 320]);
         assert_eq!(p.opt, [1, 3, 360, 640]);
         assert_eq!(p.max, [1, 3, 720, 1280]);

@@ -230,7 +230,9 @@ fn gpu_session(
         .with_optimization_level(GraphOptimizationLevel::Level3)
         .map_err(|e| e.to_string())?;
     if opts.threads > 0 {
-        b = b.with_intra_threads(opts.threads).map_err(|e| e.to_string())?;
+        b = b
+            .with_intra_threads(opts.threads)
+            .map_err(|e| e.to_string())?;
     }
     b.with_execution_providers(eps)
         .map_err(|e| e.to_string())?
@@ -310,16 +312,12 @@ impl OrtEngine {
             reason,
         })?;
         let io = read_io(&cpu);
-        let image_input = opts
-            .profile
-            .as_ref()
-            .map(|p| p.input.clone())
-            .or_else(|| {
-                io.inputs
-                    .iter()
-                    .find(|t| t.shape.len() == 4)
-                    .map(|t| t.name.clone())
-            });
+        let image_input = opts.profile.as_ref().map(|p| p.input.clone()).or_else(|| {
+            io.inputs
+                .iter()
+                .find(|t| t.shape.len() == 4)
+                .map(|t| t.name.clone())
+        });
         let mut fallbacks = Vec::new();
         let mut cpu = Some(cpu);
         for &p in opts.provider.candidates() {
@@ -428,7 +426,10 @@ impl Engine for OrtEngine {
             let value: DynValue = match c.elem {
                 ElemType::F16 => Tensor::from_array((
                     c.shape.clone(),
-                    c.values.iter().map(|&v| f16::from_f32(v)).collect::<Vec<_>>(),
+                    c.values
+                        .iter()
+                        .map(|&v| f16::from_f32(v))
+                        .collect::<Vec<_>>(),
                 ))
                 .map(|t| t.into_dyn()),
                 _ => Tensor::from_array((c.shape.clone(), c.values.clone())).map(|t| t.into_dyn()),
@@ -510,7 +511,10 @@ impl Engine for OrtEngine {
                     let (shape, data) = value
                         .try_extract_tensor::<f32>()
                         .map_err(|e| EngineError::Output(e.to_string()))?;
-                    (shape.iter().map(|&d| d as usize).collect(), Ok(data.to_vec()))
+                    (
+                        shape.iter().map(|&d| d as usize).collect(),
+                        Ok(data.to_vec()),
+                    )
                 }
                 ValueType::Tensor {
                     ty: TensorElementType::Float16,
@@ -519,7 +523,10 @@ impl Engine for OrtEngine {
                     let (shape, data) = value
                         .try_extract_tensor::<f16>()
                         .map_err(|e| EngineError::Output(e.to_string()))?;
-                    (shape.iter().map(|&d| d as usize).collect(), Err(data.to_vec()))
+                    (
+                        shape.iter().map(|&d| d as usize).collect(),
+                        Err(data.to_vec()),
+                    )
                 }
                 other => {
                     return Err(EngineError::Output(format!(

@@ -154,7 +154,13 @@ mod tests {
         let root = Path::new("/c");
         let d = base.dir(root);
         assert!(d.starts_with(root));
-        assert!(d.file_name().unwrap().to_str().unwrap().starts_with("abcdef012345-fp16-"));
+        assert!(
+            d.file_name()
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .starts_with("abcdef012345-fp16-")
+        );
         let variants = [
             CacheKey {
                 model_hash: "ffff",
@@ -185,7 +191,10 @@ mod tests {
 
     #[test]
     fn profile_option_text() {
-        assert_eq!(shape_option("input", &[1, 3, 360, 640]), "input:1x3x360x640");
+        assert_eq!(
+            shape_option("input", &[1, 3, 360, 640]),
+            "input:1x3x360x640"
+        );
         assert_eq!(format_version(100903), "10.9.3");
     }
 
@@ -193,7 +202,10 @@ mod tests {
     fn missing_library_message_is_actionable() {
         // The build machines have no TensorRT: the error must say what to install.
         if let Err(e) = library_version(Some(Path::new("/nonexistent"))) {
-            assert!(e.contains("libnvinfer") && e.contains("--provider cuda"), "{e}");
+            assert!(
+                e.contains("libnvinfer") && e.contains("--provider cuda"),
+                "{e}"
+            );
         }
     }
 

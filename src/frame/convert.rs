@@ -11,13 +11,7 @@ fn channel_offsets(frame_offsets: [usize; 3], order: ChannelOrder) -> [usize; 3]
     }
 }
 
-fn check_tensor(
-    len: usize,
-    tw: usize,
-    th: usize,
-    fw: usize,
-    fh: usize,
-) -> Result<(), FrameError> {
+fn check_tensor(len: usize, tw: usize, th: usize, fw: usize, fh: usize) -> Result<(), FrameError> {
     let needed = tw * th * 3;
     if len != needed {
         return Err(FrameError::TensorSize {
@@ -257,8 +251,8 @@ pub fn mix(dst: &mut FrameMut<'_>, styled: &Frame<'_>, strength: f32) -> Result<
             continue;
         }
         for (d, p) in row.chunks_exact_mut(bpp).zip(src.chunks_exact(bpp)) {
-            for c in 0..3 {
-                put(d, c, p[c] as f32, s);
+            for (c, &v) in p[..3].iter().enumerate() {
+                put(d, c, v as f32, s);
             }
         }
     }
@@ -376,16 +370,25 @@ mod tests {
                 }
             }
             // Stride padding untouched.
-            assert!(buf[y * stride + 12..y * stride + stride.min(buf.len() - y * stride)]
-                .iter()
-                .all(|&b| b == 0xEE));
+            assert!(
+                buf[y * stride + 12..y * stride + stride.min(buf.len() - y * stride)]
+                    .iter()
+                    .all(|&b| b == 0xEE)
+            );
         }
     }
 
     #[test]
     fn unpack_clamps_and_survives_nan() {
         let mut buf = vec![0u8; 3 * 2];
-        let t = [f32::NAN, -5.0, 300.0, f32::INFINITY, f32::NEG_INFINITY, 254.6];
+        let t = [
+            f32::NAN,
+            -5.0,
+            300.0,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            254.6,
+        ];
         let fmt = TensorFormat {
             layout: Layout::Nhwc,
             ..Default::default()

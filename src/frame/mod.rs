@@ -39,7 +39,9 @@ pub enum FrameError {
         row: usize,
     },
     /// The buffer cannot hold the frame.
-    #[error("buffer of {len} bytes is too small for a {width}x{height} frame with stride {stride} ({needed} bytes)")]
+    #[error(
+        "buffer of {len} bytes is too small for a {width}x{height} frame with stride {stride} ({needed} bytes)"
+    )]
     BufferTooSmall {
         /// Buffer length in bytes.
         len: usize,
@@ -485,13 +487,7 @@ impl OwnedFrame {
         format: PixelFormat,
     ) -> Result<(), FrameError> {
         let len = width * height * format.bytes_per_pixel();
-        check_geometry(
-            len,
-            width,
-            height,
-            width * format.bytes_per_pixel(),
-            format,
-        )?;
+        check_geometry(len, width, height, width * format.bytes_per_pixel(), format)?;
         self.data.resize(len, 0);
         self.width = width;
         self.height = height;

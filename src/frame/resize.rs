@@ -212,10 +212,7 @@ mod tests {
             Resizer::new()
                 .resize(&src.as_frame(), &mut dst.as_frame_mut())
                 .unwrap();
-            assert!(
-                dst.data().chunks(3).all(|p| p == [10, 128, 251]),
-                "{w}x{h}"
-            );
+            assert!(dst.data().chunks(3).all(|p| p == [10, 128, 251]), "{w}x{h}");
         }
     }
 
@@ -228,8 +225,8 @@ mod tests {
         r.resize(&src.as_frame(), &mut dst.as_frame_mut()).unwrap();
         assert_eq!(dst.data(), &data[..]);
         // 2x upscale of a horizontal ramp: Pillow gives 3/4,1/4 blends between samples.
-        let ramp = OwnedFrame::from_vec(vec![0, 0, 0, 100, 100, 100], 2, 1, PixelFormat::Rgb)
-            .unwrap();
+        let ramp =
+            OwnedFrame::from_vec(vec![0, 0, 0, 100, 100, 100], 2, 1, PixelFormat::Rgb).unwrap();
         let mut up = OwnedFrame::new(4, 1, PixelFormat::Rgb).unwrap();
         r.resize(&ramp.as_frame(), &mut up.as_frame_mut()).unwrap();
         let row: Vec<u8> = up.data().chunks(3).map(|p| p[0]).collect();
@@ -240,7 +237,10 @@ mod tests {
     fn downscale_by_two_averages_with_neighbours() {
         // Shrinking by 2 widens the triangle to 4 taps: weights 1/8, 3/8, 3/8, 1/8.
         let src = OwnedFrame::from_vec(
-            vec![0, 80, 160, 240].into_iter().flat_map(|v| [v; 3]).collect(),
+            vec![0, 80, 160, 240]
+                .into_iter()
+                .flat_map(|v| [v; 3])
+                .collect(),
             4,
             1,
             PixelFormat::Rgb,

@@ -153,7 +153,9 @@ pub enum ModelError {
 
 /// A malformed `NAME=V1,V2,...` extra-input value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("extra input '{text}': {reason} (expected NAME=V1,V2,... with numbers, e.g. style_weights=1,0,0)")]
+#[error(
+    "extra input '{text}': {reason} (expected NAME=V1,V2,... with numbers, e.g. style_weights=1,0,0)"
+)]
 pub struct ExtraInputSyntaxError {
     /// The text given.
     pub text: String,
@@ -339,13 +341,12 @@ impl SpecOverrides {
         let mut extra_inputs = BTreeMap::new();
         if let Some(v) = metadata.get(meta::EXTRA_INPUTS) {
             for part in v.split(';').filter(|p| !p.trim().is_empty()) {
-                let (name, values) =
-                    parse_extra_input(part).map_err(|e| ModelError::Metadata {
-                        path: model.to_path_buf(),
-                        key: meta::EXTRA_INPUTS.into(),
-                        value: v.clone(),
-                        reason: e.to_string(),
-                    })?;
+                let (name, values) = parse_extra_input(part).map_err(|e| ModelError::Metadata {
+                    path: model.to_path_buf(),
+                    key: meta::EXTRA_INPUTS.into(),
+                    value: v.clone(),
+                    reason: e.to_string(),
+                })?;
                 extra_inputs.insert(name, values);
             }
         }
@@ -495,11 +496,13 @@ impl ModelSpec {
                 describe(input)
             )));
         }
-        let layout = given.layout.unwrap_or(match (input.shape[1], input.shape[3]) {
-            (3, _) => Layout::Nchw,
-            (_, 3) => Layout::Nhwc,
-            _ => Layout::Nchw,
-        });
+        let layout = given
+            .layout
+            .unwrap_or(match (input.shape[1], input.shape[3]) {
+                (3, _) => Layout::Nchw,
+                (_, 3) => Layout::Nhwc,
+                _ => Layout::Nchw,
+            });
         let (c_axis, h_axis, w_axis) = match layout {
             Layout::Nchw => (1, 2, 3),
             Layout::Nhwc => (3, 1, 2),
@@ -738,7 +741,11 @@ impl ModelSpec {
 /// Fills the free dimensions of `shape` so it holds `count` values: all free dimensions but
 /// the last become 1, the last takes the rest.
 fn concrete_shape(shape: &[i64], count: usize) -> Option<Vec<usize>> {
-    let fixed: usize = shape.iter().filter(|&&d| d >= 0).map(|&d| d as usize).product();
+    let fixed: usize = shape
+        .iter()
+        .filter(|&&d| d >= 0)
+        .map(|&d| d as usize)
+        .product();
     let free = shape.iter().filter(|&&d| d < 0).count();
     if free == 0 {
         return (fixed == count).then(|| shape.iter().map(|&d| d as usize).collect());
@@ -806,7 +813,10 @@ mod tests {
         let s = ModelSpec::resolve(p(), &m, &SpecOverrides::default()).unwrap();
         assert_eq!(s.layout, Layout::Nhwc);
         assert_eq!(s.channel_order, ChannelOrder::Rgb);
-        assert_eq!((s.input_range, s.output_range), (ValueRange::Byte, ValueRange::Byte));
+        assert_eq!(
+            (s.input_range, s.output_range),
+            (ValueRange::Byte, ValueRange::Byte)
+        );
         assert_eq!((s.multiple_of, s.multiple_of_given), (1, false));
         assert_eq!(s.padded_size(61, 47), (61, 47));
         assert_eq!(s.input_shape(64, 48), [1, 48, 64, 3]);
@@ -849,7 +859,10 @@ mod tests {
             let m = io(inputs, vec![t("y", ElemType::F32, &[1, 3, -1, -1])]);
             let e = ModelSpec::resolve(p(), &m, &SpecOverrides::default()).unwrap_err();
             let s = e.to_string();
-            assert!(s.contains(want) && s.contains("m.onnx") && s.contains("'x'"), "{s}");
+            assert!(
+                s.contains(want) && s.contains("m.onnx") && s.contains("'x'"),
+                "{s}"
+            );
         }
     }
 
@@ -863,7 +876,10 @@ mod tests {
             vec![t("out", ElemType::F32, &[1, 3, -1, -1])],
         );
         let e = ModelSpec::resolve(p(), &m, &SpecOverrides::default()).unwrap_err();
-        assert!(e.to_string().contains("--extra-input style_weights="), "{e}");
+        assert!(
+            e.to_string().contains("--extra-input style_weights="),
+            "{e}"
+        );
         assert!(e.to_string().contains("26 values"), "{e}");
         let mut o = SpecOverrides::default();
         o.extra_inputs.insert("style_weights".into(), vec![0.0; 3]);
@@ -912,8 +928,9 @@ mod tests {
 
     #[test]
     fn bad_sidecar_and_metadata_name_the_problem() {
-        let e = SpecOverrides::from_sidecar_json(r#"{"input_range": "0-100"}"#, Path::new("a.json"))
-            .unwrap_err();
+        let e =
+            SpecOverrides::from_sidecar_json(r#"{"input_range": "0-100"}"#, Path::new("a.json"))
+                .unwrap_err();
         assert!(e.to_string().contains("input_range") && e.to_string().contains("0-1, 0-255"));
         let e = SpecOverrides::from_sidecar_json(r#"{"colour": "rgb"}"#, Path::new("a.json"))
             .unwrap_err();

@@ -1,0 +1,106 @@
+//! The frame path's stages one by one at 640x360, 1280x720 and 1920x1080:
+//! frame -> tensor (pack), tensor -> frame (unpack, with and without strength mix) and the
+//! resampler used for fixed-size models and inference scale.
+//!
+//!     cargo bench --bench frame
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use stylize::frame::{
+    ChannelOrder, FrameMut, Layout, OwnedFrame, PixelFormat, Resizer, TensorFormat, ValueRange,
+    pack, unpack,
+};
+
+const SIZES: [(usize, usize); 3] = [(640, 360), (1280, 720), (1920, 1080)];
+
+fn frame(w: usize, h: usize, format: PixelFormat) -> OwnedFrame {
+    let bpp = format.bytes_per_pixel();
+    let data = (0..w * h * bpp).map(|i| (i * 31 % 251) as u8).collect();
+    OwnedFrame::from_vec(data, w, h, format).unwrap()
+}
+
+fn nchw() -> TensorFormat {
+    TensorFormat {
+        layout: Layout::Nchw,
+        order: ChannelOrder::Rgb,
+        range: ValueRange::Byte,
+    }
+}
+
+fn bench_pack(c: &mut Criterion) {
+    let mut g = c.benchmark_group("pack");
+    for (w, h) in SIZES {
+        g.throughput(Throughput::Elements((w * h) as u64));
+        for format in [PixelFormat::Rgbx, PixelFormat::Rgb] {
+            let f = frame(w, h, format);
+            let mut t = vec![0.0f32; w * h * 3];
+            g.bench_with_input(
+                BenchmarkId::new(format!("{format}-nchw"), format!("{w}x{h}")),
+                &(),
+                |b, _| b.iter(|| pack(&f.as_frame(), &mut t, w, h, nchw()).unwrap()),
+            );
+        }
+    }
+    g.finish();
+}
+
+fn bench_unpack(c: &mut Criterion) {
+    let mut g = c.benchmark_group("unpack");
+    for (w, h) in SIZES {
+        g.throughput(Throughput::Elements((w * h) as u64));
+        let t: Vec<f32> = (0..w * h * 3).map(|i| (i % 300) as f32 - 20.0).collect();
+        let mut f = frame(w, h, PixelFormat::Rgbx);
+        for strength in [1.0f32, 0.7] {
+            g.bench_with_input(
+                BenchmarkId::new(format!("RGBx-nchw-s{strength}"), format!("{w}x{h}")),
+                &(),
+                |b, _| {
+                    b.iter(|| {
+                        let mut fm: FrameMut<'_> = f.as_frame_mut();
+                        unpack(&t, w, h, nchw(), &mut fm, strength).unwrap()
+                    })
+                },
+            );
+        }
+    }
+    g.finish();
+}
+
+fn bench_resize(c: &mut Criterion) {
+    let mut g = c.benchmark_group("resize");
+    for (w, h) in SIZES {
+        g.throughput(Throughput::Elements((w * h) as u64));
+        let full = frame(w, h, PixelFormat::Rgbx);
+        let mut half = OwnedFrame::new(w / 2, h / 2, PixelFormat::Rgbx).unwrap();
+        let mut back = OwnedFrame::new(w, h, PixelFormat::Rgbx).unwrap();
+        let mut r = Resizer::new();
+        g.bench_with_input(
+            BenchmarkId::new("down-half", format!("{w}x{h}")),
+            &(),
+            |b, _| {
+                b.iter(|| {
+                    r.resize(&full.as_frame(), &mut half.as_frame_mut())
+                        .unwrap()
+                })
+            },
+        );
+        let mut r = Resizer::new();
+        g.bench_with_input(
+            BenchmarkId::new("up-double", format!("{w}x{h}")),
+            &(),
+            |b, _| {
+                b.iter(|| {
+                    r.resize(&half.as_frame(), &mut back.as_frame_mut())
+                        .unwrap()
+                })
+            },
+        );
+    }
+    g.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().sample_size(20).warm_up_time(std::time::Duration::from_millis(500)).measurement_time(std::time::Duration::from_secs(2));
+    targets = bench_pack, bench_unpack, bench_resize
+}
+criterion_main!(benches);

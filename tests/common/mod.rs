@@ -1,0 +1,49 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+pub fn data() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data")
+}
+
+pub fn manifest() -> serde_json::Value {
+    let text = std::fs::read_to_string(data().join("models/manifest.json")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+/// (width, height, RGB bytes) of a picture.
+pub fn load_rgb(path: &Path) -> (usize, usize, Vec<u8>) {
+    let img = image::open(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .into_rgb8();
+    (img.width() as usize, img.height() as usize, img.into_raw())
+}
+
+/// Mean absolute difference in 8-bit levels.
+pub fn mean_abs_diff(a: &[u8], b: &[u8]) -> f64 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(&x, &y)| (x as f64 - y as f64).abs())
+        .sum::<f64>()
+        / a.len() as f64
+}
+
+/// The `--extra-input` values of a manifest model entry, as NAME=V1,V2 strings.
+pub fn extra_inputs(entry: &serde_json::Value) -> Vec<String> {
+    entry["convention"]["extra_inputs"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| {
+            let vals: Vec<String> = v
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_f64().unwrap().to_string())
+                .collect();
+            format!("{k}={}", vals.join(","))
+        })
+        .collect()
+}
