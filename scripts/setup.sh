@@ -107,7 +107,7 @@ fetch_wheel() {
     retry python3 -m pip download -q --no-deps --only-binary=:all: --platform manylinux_2_28_x86_64 \
         --platform manylinux_2_27_x86_64 --platform manylinux_2_17_x86_64 \
         --python-version 3.11 -d "$dir" "$spec" >&2 || die "could not download $spec from PyPI"
-    local name=${spec%%==*}
+    local name=${spec%%[=~<>]*}
     ls -t "$dir"/"${name//-/_}"-*.whl 2>/dev/null | head -n1
 }
 
@@ -130,8 +130,10 @@ if [ "$GPU" = 1 ]; then
     # The CUDA provider dlopens these by soname; keep them beside libonnxruntime so that the
     # loader finds them through the provider's $ORIGIN rpath.
     if [ ! -f "$GPU_DIR/.cuda-libs" ]; then
-        for spec in nvidia-cuda-runtime nvidia-cublas nvidia-cufft nvidia-curand \
-            nvidia-cuda-nvrtc nvidia-cudnn-cu13; do
+        # The ranges onnxruntime-gpu 1.31.1 declares for its "cuda" and "cudnn" extras, plus
+        # cuBLAS, which its CUDA provider links against.
+        for spec in "nvidia-cuda-runtime~=13.0" "nvidia-cublas~=13.0" "nvidia-cufft~=12.0" \
+            "nvidia-curand~=10.0" "nvidia-cuda-nvrtc~=13.0" "nvidia-cudnn-cu13~=9.0"; do
             wheel=$(fetch_wheel "$spec")
             python3 - "$wheel" "$GPU_DIR" <<'PY' || die "could not extract $spec"
 import os, sys, zipfile

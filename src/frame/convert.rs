@@ -133,9 +133,12 @@ fn pack_interleaved<const BPP: usize>(
 /// Converts a value in tensor range to a byte: round half up, clamp. NaN becomes 0.
 #[inline(always)]
 fn to_byte(v: f32) -> u8 {
-    // `as u8` saturates and maps NaN to 0; adding 0.5 first rounds (values are >= -0.5 here
-    // or clamp to 0 anyway).
-    (v + 0.5).clamp(0.0, 255.0) as u8
+    // `max` returns 0 for NaN and both bounds take infinities, so the value is finite and in
+    // [0.5, 255] or 0 here; adding 0.5 then truncating rounds half up. The unchecked
+    // conversion vectorises where the saturating `as` cast does not.
+    let c = (v + 0.5).max(0.0).min(255.0);
+    // SAFETY: `c` is finite and within 0..=255, so it fits an i32.
+    unsafe { c.to_int_unchecked::<i32>() as u8 }
 }
 
 /// Writes the top-left `dst.width()`×`dst.height()` of a `width`×`height` tensor into the
@@ -193,6 +196,10 @@ fn unpack_planar<const BPP: usize>(
         &src[2 * plane..3 * plane],
     );
     let fw = dst.width();
+    if s >= 1.0 {
+        unpack_planar_full::<BPP>([p0, p1, p2], width, dst, off, scale, offset);
+        return;
+    }
     for y in 0..dst.height() {
         let o = y * width;
         let (s0, s1, s2) = (&p0[o..o + fw], &p1[o..o + fw], &p2[o..o + fw]);
@@ -200,6 +207,38 @@ fn unpack_planar<const BPP: usize>(
             put(px, off[0], s0[x] * scale + offset, s);
             put(px, off[1], s1[x] * scale + offset, s);
             put(px, off[2], s2[x] * scale + offset, s);
+        }
+    }
+}
+
+/// Full strength: convert a run of each plane to bytes (a vectorisable loop), then
+/// interleave them into the pixels.
+#[inline(always)]
+fn unpack_planar_full<const BPP: usize>(
+    planes: [&[f32]; 3],
+    width: usize,
+    dst: &mut FrameMut<'_>,
+    off: [usize; 3],
+    scale: f32,
+    offset: f32,
+) {
+    const RUN: usize = 64;
+    let mut bytes = [[0u8; RUN]; 3];
+    for y in 0..dst.height() {
+        let row_start = y * width;
+        for (run, pixels) in dst.row_mut(y).chunks_mut(RUN * BPP).enumerate() {
+            let n = pixels.len() / BPP;
+            let start = row_start + run * RUN;
+            for (plane, out) in planes.iter().zip(bytes.iter_mut()) {
+                for (b, &v) in out[..n].iter_mut().zip(&plane[start..start + n]) {
+                    *b = to_byte(v * scale + offset);
+                }
+            }
+            for (i, px) in pixels.chunks_exact_mut(BPP).enumerate() {
+                px[off[0]] = bytes[0][i];
+                px[off[1]] = bytes[1][i];
+                px[off[2]] = bytes[2][i];
+            }
         }
     }
 }

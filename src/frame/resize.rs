@@ -74,6 +74,8 @@ pub struct Resizer {
     v: Taps,
     /// Horizontal-pass output: `dst_w` × (rows the vertical pass reads), packed.
     tmp: Vec<u8>,
+    /// One row of vertical-pass sums.
+    acc: Vec<i32>,
 }
 
 impl Resizer {
@@ -120,7 +122,7 @@ impl Resizer {
             return;
         }
         if !need_h {
-            vertical::<BPP>(&self.v, |y| src.row(y), dst, 0);
+            vertical::<BPP>(&self.v, |y| src.row(y), dst, 0, &mut self.acc);
             return;
         }
         // Only the rows the vertical pass reads go through the horizontal pass.
@@ -149,6 +151,7 @@ impl Resizer {
             |y| &tmp[y * row_len..(y + 1) * row_len],
             dst,
             first,
+            &mut self.acc,
         );
     }
 }
@@ -171,25 +174,30 @@ fn horizontal<const BPP: usize>(taps: &Taps, src: &[u8], out: &mut [u8]) {
     }
 }
 
+/// Vertical pass, one output row at a time: taps outermost, accumulating whole rows into
+/// `acc` so the inner loop is a contiguous multiply-add the compiler vectorises.
 #[inline(always)]
 fn vertical<'s, const BPP: usize>(
     taps: &Taps,
     row: impl Fn(usize) -> &'s [u8],
     dst: &mut FrameMut<'_>,
     first: usize,
+    acc: &mut Vec<i32>,
 ) {
     let width = dst.width() * BPP;
+    acc.resize(width, 0);
     for yy in 0..dst.height() {
         let (ymin, n) = taps.bounds[yy];
         let k = &taps.weights[yy * taps.ksize..yy * taps.ksize + n];
-        let out = dst.row_mut(yy);
-        // Column-wise accumulation over whole rows keeps the inner loop contiguous.
-        for (x, o) in out.iter_mut().enumerate().take(width) {
-            let mut acc = 1i32 << (PRECISION_BITS - 1);
-            for (i, &w) in k.iter().enumerate() {
-                acc += row(ymin - first + i)[x] as i32 * w;
+        acc.fill(1i32 << (PRECISION_BITS - 1));
+        for (i, &w) in k.iter().enumerate() {
+            let r = &row(ymin - first + i)[..width];
+            for (a, &p) in acc.iter_mut().zip(r) {
+                *a += p as i32 * w;
             }
-            *o = clip8(acc);
+        }
+        for (o, &a) in dst.row_mut(yy).iter_mut().zip(acc.iter()) {
+            *o = clip8(a);
         }
     }
 }
