@@ -136,6 +136,8 @@ fn to_byte(v: f32) -> u8 {
     // `max` returns 0 for NaN and both bounds take infinities, so the value is finite and in
     // [0.5, 255] or 0 here; adding 0.5 then truncating rounds half up. The unchecked
     // conversion vectorises where the saturating `as` cast does not.
+    // Not `clamp`: that keeps NaN, and NaN must become 0 here.
+    #[allow(clippy::manual_clamp)]
     let c = (v + 0.5).max(0.0).min(255.0);
     // SAFETY: `c` is finite and within 0..=255, so it fits an i32.
     unsafe { c.to_int_unchecked::<i32>() as u8 }
