@@ -105,7 +105,7 @@ fetch_wheel() {
     local spec=$1 dir="$CACHE/wheels"
     mkdir -p "$dir"
     retry python3 -m pip download -q --no-deps --only-binary=:all: --platform manylinux_2_28_x86_64 \
-        --platform manylinux_2_27_x86_64 --platform manylinux_2_17_x86_64 \
+        --platform manylinux_2_27_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux_2_12_x86_64 \
         --python-version 3.11 -d "$dir" "$spec" >&2 || die "could not download $spec from PyPI"
     local name=${spec%%[=~<>]*}
     ls -t "$dir"/"${name//-/_}"-*.whl 2>/dev/null | head -n1

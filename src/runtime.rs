@@ -236,11 +236,23 @@ fn preload_cuda_libraries(ort_path: &Path) {
     if !dir.join("libonnxruntime_providers_cuda.so").exists() {
         return;
     }
-    for name in ort::ep::cuda::CUDA_DYLIBS
+    // Dependencies first (ort's lists are in dependency order), then any other cuDNN
+    // sub-library the wheel ships, which cuDNN itself opens by soname on demand.
+    let mut names: Vec<String> = ort::ep::cuda::CUDA_DYLIBS
         .iter()
         .chain(ort::ep::cuda::CUDNN_DYLIBS)
-    {
-        let p = dir.join(name);
+        .map(|s| s.to_string())
+        .collect();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        let mut extra: Vec<String> = entries
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|n| n.starts_with("libcudnn") && !names.contains(n))
+            .collect();
+        extra.sort();
+        names.extend(extra);
+    }
+    for name in names {
+        let p = dir.join(&name);
         if p.exists() {
             // SAFETY: these are the CUDA runtime libraries, loaded for their symbols only.
             if let Ok(lib) = unsafe { libloading::Library::new(&p) } {
