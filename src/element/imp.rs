@@ -1,0 +1,1074 @@
+//! Implementation of `styletransfer`.
+//!
+//! Frames are stylised on a worker thread that owns the model, so inference overlaps the
+//! decoding upstream and the encoding or display downstream. `submit_input_buffer` sends a
+//! frame to the worker through a bounded channel (at most [`MAX_IN_FLIGHT`] frames in the
+//! element), `generate_output` pushes finished frames in order. Serialized events (EOS,
+//! segments, caps) wait until every frame before them has been pushed; FLUSH discards them.
+//! A model change while playing loads on its own thread and is swapped in by the worker at a
+//! frame boundary, after a test inference at the current frame size.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock, Mutex};
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use crossbeam_channel::{Receiver, Sender, TryRecvError, bounded, unbounded};
+use gst::glib;
+use gst::prelude::*;
+use gst::subclass::prelude::*;
+use gst_base::prelude::*;
+use gst_base::subclass::base_transform::GenerateOutputSuccess;
+use gst_base::subclass::prelude::*;
+use gst_video::prelude::*;
+use gst_video::{VideoFormat, VideoInfo};
+
+use super::{ProviderProp, Temporal};
+use crate::engine::EngineOptions;
+use crate::frame::{FrameMut, OwnedFrame, PixelFormat, mix};
+use crate::model::{SpecOverrides, parse_extra_input};
+use crate::{Stylizer, StylizerOptions, catalog};
+
+static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
+    gst::DebugCategory::new(
+        "styletransfer",
+        gst::DebugColorFlags::empty(),
+        Some("Neural style transfer"),
+    )
+});
+
+const DEFAULT_STRENGTH: f64 = 1.0;
+const DEFAULT_INFERENCE_SCALE: f64 = 1.0;
+const DEFAULT_TEMPORAL: Temporal = Temporal::None;
+const DEFAULT_TEMPORAL_WEIGHT: f64 = 0.5;
+const DEFAULT_PROVIDER: ProviderProp = ProviderProp::Auto;
+const DEFAULT_DEVICE_ID: u32 = 0;
+const DEFAULT_FP16: bool = true;
+const DEFAULT_THREADS: u32 = 0;
+
+/// Frames inside the element at most: one in the model, one waiting for it.
+pub(super) const MAX_IN_FLIGHT: usize = 2;
+/// Inference times kept for the mean and p95 statistics.
+const STATS_WINDOW: usize = 256;
+
+#[derive(Debug, Clone)]
+struct Settings {
+    model: Option<String>,
+    provider: ProviderProp,
+    device_id: u32,
+    fp16: bool,
+    engine_cache_dir: Option<String>,
+    threads: u32,
+    strength: f64,
+    inference_scale: f64,
+    temporal: Temporal,
+    temporal_weight: f64,
+    input_range: Option<String>,
+    channel_order: Option<String>,
+    extra_input: Option<String>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            model: None,
+            provider: DEFAULT_PROVIDER,
+            device_id: DEFAULT_DEVICE_ID,
+            fp16: DEFAULT_FP16,
+            engine_cache_dir: None,
+            threads: DEFAULT_THREADS,
+            strength: DEFAULT_STRENGTH,
+            inference_scale: DEFAULT_INFERENCE_SCALE,
+            temporal: DEFAULT_TEMPORAL,
+            temporal_weight: DEFAULT_TEMPORAL_WEIGHT,
+            input_range: None,
+            channel_order: None,
+            extra_input: None,
+        }
+    }
+}
+
+impl Settings {
+    fn model_path(&self) -> Result<PathBuf, String> {
+        match &self.model {
+            Some(m) if !m.is_empty() => Ok(catalog::resolve(m)),
+            _ => catalog::default_model().ok_or_else(|| {
+                format!(
+                    "no model set and the default model {}/{}.onnx is not there",
+                    catalog::models_dir().display(),
+                    catalog::DEFAULT_MODEL
+                )
+            }),
+        }
+    }
+
+    fn overrides(&self) -> Result<SpecOverrides, String> {
+        let mut o = SpecOverrides {
+            input_range: self
+                .input_range
+                .as_deref()
+                .map(str::parse)
+                .transpose()
+                .map_err(|e| format!("input-range: {e}"))?,
+            channel_order: self
+                .channel_order
+                .as_deref()
+                .map(str::parse)
+                .transpose()
+                .map_err(|e| format!("channel-order: {e}"))?,
+            ..Default::default()
+        };
+        for part in self
+            .extra_input
+            .as_deref()
+            .unwrap_or("")
+            .split(';')
+            .filter(|p| !p.trim().is_empty())
+        {
+            let (k, v) = parse_extra_input(part).map_err(|e| format!("extra-input: {e}"))?;
+            o.extra_inputs.insert(k, v);
+        }
+        Ok(o)
+    }
+
+    /// Loads the configured model.
+    fn load(&self) -> Result<(Stylizer, PathBuf), String> {
+        let path = self.model_path()?;
+        let engine = EngineOptions {
+            provider: self.provider.into(),
+            device_id: self.device_id,
+            threads: self.threads as usize,
+            fp16: self.fp16,
+            engine_cache_dir: self.engine_cache_dir.as_ref().map(PathBuf::from),
+            profile: None,
+        };
+        let s = Stylizer::load(
+            &path,
+            &self.overrides()?,
+            &engine,
+            StylizerOptions {
+                inference_scale: self.inference_scale as f32,
+            },
+        )
+        .map_err(|e| e.to_string())?;
+        Ok((s, path))
+    }
+}
+
+/// Per-frame parameters, read from the settings once per frame on the streaming thread.
+#[derive(Debug, Clone, Copy)]
+struct Params {
+    strength: f32,
+    inference_scale: f32,
+    temporal: Temporal,
+    temporal_weight: f32,
+}
+
+enum Job {
+    Frame {
+        buffer: gst::Buffer,
+        info: Box<VideoInfo>,
+        params: Params,
+        reset_history: bool,
+    },
+    /// Runs the model once on a black frame of this size: proves it can take such frames.
+    Probe {
+        width: usize,
+        height: usize,
+        format: PixelFormat,
+        reply: Sender<Result<(), String>>,
+    },
+}
+
+enum Done {
+    Frame(gst::Buffer),
+    Failed(String),
+}
+
+struct Swap {
+    generation: u64,
+    stylizer: Box<Stylizer>,
+    path: PathBuf,
+}
+
+/// What the statistics properties report.
+struct Stats {
+    processed: u64,
+    dropped: u64,
+    times_ms: [f64; STATS_WINDOW],
+    count: usize,
+    next: usize,
+}
+
+impl Default for Stats {
+    fn default() -> Self {
+        Stats {
+            processed: 0,
+            dropped: 0,
+            times_ms: [0.0; STATS_WINDOW],
+            count: 0,
+            next: 0,
+        }
+    }
+}
+
+impl Stats {
+    fn record(&mut self, ms: f64) {
+        self.processed += 1;
+        self.times_ms[self.next] = ms;
+        self.next = (self.next + 1) % STATS_WINDOW;
+        self.count = (self.count + 1).min(STATS_WINDOW);
+    }
+    fn mean(&self) -> f64 {
+        if self.count == 0 {
+            return 0.0;
+        }
+        self.times_ms[..self.count].iter().sum::<f64>() / self.count as f64
+    }
+    fn p95(&self) -> f64 {
+        if self.count == 0 {
+            return 0.0;
+        }
+        let mut v = self.times_ms[..self.count].to_vec();
+        v.sort_by(f64::total_cmp);
+        v[((self.count as f64 * 0.95).ceil() as usize).clamp(1, self.count) - 1]
+    }
+}
+
+/// State shared with the worker and loader threads.
+#[derive(Default)]
+struct Shared {
+    stats: Mutex<Stats>,
+    active_provider: Mutex<String>,
+    active_model: Mutex<String>,
+    /// The frame size the stream has now, for loaders to test a new model on.
+    frame_size: Mutex<Option<(usize, usize, PixelFormat)>>,
+    /// The newest model load asked for; older loads that finish later are discarded.
+    generation: AtomicU64,
+}
+
+struct State {
+    jobs: Sender<Job>,
+    done: Receiver<Done>,
+    swaps: Sender<Swap>,
+    worker: Option<JoinHandle<()>>,
+    info: Option<VideoInfo>,
+    in_flight: usize,
+    live: Option<bool>,
+    reset_history: bool,
+}
+
+#[derive(Default)]
+pub struct StyleTransfer {
+    settings: Mutex<Settings>,
+    state: Mutex<Option<State>>,
+    shared: Arc<Shared>,
+}
+
+fn pixel_format(f: VideoFormat) -> Option<PixelFormat> {
+    Some(match f {
+        VideoFormat::Rgb => PixelFormat::Rgb,
+        VideoFormat::Bgr => PixelFormat::Bgr,
+        VideoFormat::Rgba => PixelFormat::Rgba,
+        VideoFormat::Bgra => PixelFormat::Bgra,
+        VideoFormat::Rgbx => PixelFormat::Rgbx,
+        VideoFormat::Bgrx => PixelFormat::Bgrx,
+        _ => return None,
+    })
+}
+
+/// The worker: owns the model and the temporal history.
+struct Worker {
+    stylizer: Stylizer,
+    history: OwnedFrame,
+    history_valid: bool,
+    shared: Arc<Shared>,
+}
+
+impl Worker {
+    fn run(mut self, jobs: Receiver<Job>, done: Sender<Done>, swaps: Receiver<Swap>) {
+        while let Ok(job) = jobs.recv() {
+            // A model that finished loading takes over at this frame boundary.
+            while let Ok(swap) = swaps.try_recv() {
+                if swap.generation == self.shared.generation.load(Ordering::SeqCst) {
+                    self.stylizer = *swap.stylizer;
+                    *self.shared.active_provider.lock().unwrap() =
+                        self.stylizer.engine().provider().to_string();
+                    *self.shared.active_model.lock().unwrap() = swap.path.display().to_string();
+                    self.history_valid = false;
+                }
+            }
+            match job {
+                Job::Probe {
+                    width,
+                    height,
+                    format,
+                    reply,
+                } => {
+                    let _ = reply.send(probe(&mut self.stylizer, width, height, format));
+                }
+                Job::Frame {
+                    buffer,
+                    info,
+                    params,
+                    reset_history,
+                } => {
+                    let out = match self.process(buffer, &info, params, reset_history) {
+                        Ok(b) => Done::Frame(b),
+                        Err(e) => Done::Failed(e),
+                    };
+                    if done.send(out).is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    fn process(
+        &mut self,
+        mut buffer: gst::Buffer,
+        info: &VideoInfo,
+        p: Params,
+        reset_history: bool,
+    ) -> Result<gst::Buffer, String> {
+        if reset_history {
+            self.history_valid = false;
+        }
+        if p.strength <= 0.0 {
+            // Bit-exact passthrough; the history no longer matches what is shown.
+            self.history_valid = false;
+            return Ok(buffer);
+        }
+        let format = pixel_format(info.format())
+            .ok_or_else(|| format!("unsupported format {:?}", info.format()))?;
+        buffer.make_mut();
+        let mut vf = gst_video::VideoFrame::from_buffer_writable(buffer, info)
+            .map_err(|_| "cannot map the frame for writing".to_string())?;
+        let (w, h) = (info.width() as usize, info.height() as usize);
+        let stride = vf.plane_stride()[0] as usize;
+        let data = vf.plane_data_mut(0).map_err(|e| e.to_string())?;
+        let mut frame = FrameMut::new(data, w, h, stride, format).map_err(|e| e.to_string())?;
+        if (self.stylizer.options().inference_scale - p.inference_scale).abs() > f32::EPSILON {
+            self.stylizer.set_inference_scale(p.inference_scale);
+        }
+        let t = Instant::now();
+        self.stylizer
+            .process(&mut frame, p.strength)
+            .map_err(|e| e.to_string())?;
+        let ms = t.elapsed().as_secs_f64() * 1e3;
+        if p.temporal == Temporal::Ema && p.temporal_weight > 0.0 {
+            let same = (
+                self.history.width(),
+                self.history.height(),
+                self.history.format(),
+            ) == (w, h, format);
+            if self.history_valid && same {
+                mix(&mut frame, &self.history.as_frame(), p.temporal_weight)
+                    .map_err(|e| e.to_string())?;
+            } else if !same {
+                self.history
+                    .reshape(w, h, format)
+                    .map_err(|e| e.to_string())?;
+            }
+            self.history
+                .as_frame_mut()
+                .copy_from(&frame.as_frame())
+                .map_err(|e| e.to_string())?;
+            self.history_valid = true;
+        } else {
+            self.history_valid = false;
+        }
+        self.shared.stats.lock().unwrap().record(ms);
+        Ok(vf.into_buffer())
+    }
+}
+
+fn probe(s: &mut Stylizer, w: usize, h: usize, format: PixelFormat) -> Result<(), String> {
+    let mut f = OwnedFrame::new(w, h, format).map_err(|e| e.to_string())?;
+    s.process(&mut f.as_frame_mut(), 1.0)
+        .map_err(|e| e.to_string())
+}
+
+impl StyleTransfer {
+    fn params(&self) -> Params {
+        let s = self.settings.lock().unwrap();
+        Params {
+            strength: s.strength as f32,
+            inference_scale: s.inference_scale as f32,
+            temporal: s.temporal,
+            temporal_weight: s.temporal_weight as f32,
+        }
+    }
+
+    /// Pushes every frame still in the element, in order.
+    fn drain(&self) -> Result<(), gst::FlowError> {
+        loop {
+            let (done, pending) = {
+                let state = self.state.lock().unwrap();
+                match state.as_ref() {
+                    Some(s) if s.in_flight > 0 => (s.done.clone(), s.in_flight),
+                    _ => return Ok(()),
+                }
+            };
+            gst::debug!(CAT, imp = self, "draining {pending} frame(s)");
+            let out = done.recv().map_err(|_| gst::FlowError::Error)?;
+            if let Some(s) = self.state.lock().unwrap().as_mut() {
+                s.in_flight -= 1;
+            }
+            match out {
+                Done::Frame(b) => {
+                    self.obj().src_pad().push(b)?;
+                }
+                Done::Failed(e) => {
+                    gst::element_imp_error!(
+                        self,
+                        gst::StreamError::Failed,
+                        ["inference failed: {e}"]
+                    );
+                    return Err(gst::FlowError::Error);
+                }
+            }
+        }
+    }
+
+    /// Drops every frame still in the element (flush).
+    fn discard(&self) {
+        let mut state = self.state.lock().unwrap();
+        if let Some(s) = state.as_mut() {
+            while s.in_flight > 0 {
+                if s.done.recv().is_err() {
+                    break;
+                }
+                s.in_flight -= 1;
+            }
+            s.reset_history = true;
+        }
+    }
+
+    fn upstream_is_live(&self) -> bool {
+        let mut q = gst::query::Latency::new();
+        self.obj().sink_pad().peer_query(&mut q) && q.result().0
+    }
+
+    /// Starts loading the current settings' model off the streaming thread; the worker swaps
+    /// it in when it is ready and proven on the current frame size.
+    fn reload(&self) {
+        let settings = self.settings.lock().unwrap().clone();
+        let swaps = match self.state.lock().unwrap().as_ref() {
+            Some(s) => s.swaps.clone(),
+            None => return, // not running: the next start loads it
+        };
+        let generation = self.shared.generation.fetch_add(1, Ordering::SeqCst) + 1;
+        let shared = self.shared.clone();
+        let element = self.obj().clone();
+        let spawned = std::thread::Builder::new()
+            .name("styletransfer-load".into())
+            .spawn(move || {
+                let result = settings.load().and_then(|(mut s, path)| {
+                    if let Some((w, h, f)) = *shared.frame_size.lock().unwrap() {
+                        probe(&mut s, w, h, f).map_err(|e| {
+                            format!("{} cannot take {w}x{h} {f} frames: {e}", path.display())
+                        })?;
+                    }
+                    Ok((s, path))
+                });
+                match result {
+                    Ok((stylizer, path)) => {
+                        gst::info!(CAT, obj = element, "model {} loaded", path.display());
+                        let _ = swaps.send(Swap {
+                            generation,
+                            stylizer: Box::new(stylizer),
+                            path,
+                        });
+                    }
+                    Err(e) => {
+                        gst::element_warning!(
+                            element,
+                            gst::LibraryError::Settings,
+                            ["cannot switch model, keeping the current one: {e}"]
+                        );
+                    }
+                }
+            });
+        if let Err(e) = spawned {
+            gst::element_imp_warning!(self, gst::CoreError::Thread, ["cannot start a loader: {e}"]);
+        }
+    }
+}
+
+#[glib::object_subclass]
+impl ObjectSubclass for StyleTransfer {
+    const NAME: &'static str = "GstStyleTransfer";
+    type Type = super::StyleTransfer;
+    type ParentType = gst_base::BaseTransform;
+}
+
+fn mutable_note(playing: bool) -> &'static str {
+    if playing {
+        " Can change while PLAYING."
+    } else {
+        " Takes effect at the next start (READY -> PAUSED)."
+    }
+}
+
+impl ObjectImpl for StyleTransfer {
+    fn properties() -> &'static [glib::ParamSpec] {
+        static PROPERTIES: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
+            vec![
+                glib::ParamSpecString::builder("model")
+                    .nick("Model")
+                    .blurb(&format!(
+                        "ONNX style model: a path or the name of a shipped model. Default: the shipped '{}' model.{} The new model loads in the background and replaces the old one at a frame boundary; the stream never stalls.",
+                        catalog::DEFAULT_MODEL,
+                        mutable_note(true)
+                    ))
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecEnum::builder_with_default("provider", DEFAULT_PROVIDER)
+                    .nick("Provider")
+                    .blurb(&format!(
+                        "Execution provider: auto tries TensorRT, CUDA, then CPU; a named one fails if it cannot run.{}",
+                        mutable_note(false)
+                    ))
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt::builder("device-id")
+                    .nick("Device ID")
+                    .blurb(&format!("GPU index for CUDA and TensorRT.{}", mutable_note(false)))
+                    .maximum(64)
+                    .default_value(DEFAULT_DEVICE_ID)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecBoolean::builder("fp16")
+                    .nick("FP16")
+                    .blurb(&format!("Let TensorRT build fp16 engines.{}", mutable_note(false)))
+                    .default_value(DEFAULT_FP16)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecString::builder("engine-cache-dir")
+                    .nick("Engine cache directory")
+                    .blurb(&format!(
+                        "Where TensorRT keeps built engines and timing caches (default: the project cache).{}",
+                        mutable_note(false)
+                    ))
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt::builder("threads")
+                    .nick("Threads")
+                    .blurb(&format!(
+                        "CPU inference threads, 0 = one per core.{}",
+                        mutable_note(false)
+                    ))
+                    .maximum(1024)
+                    .default_value(DEFAULT_THREADS)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecDouble::builder("strength")
+                    .nick("Strength")
+                    .blurb(&format!(
+                        "1 = fully stylised, 0 = the input unchanged (bit-exact passthrough).{}",
+                        mutable_note(true)
+                    ))
+                    .minimum(0.0)
+                    .maximum(1.0)
+                    .default_value(DEFAULT_STRENGTH)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecDouble::builder("inference-scale")
+                    .nick("Inference scale")
+                    .blurb(&format!(
+                        "Run the model on the frame scaled by this and scale the result back up (free-size models).{}",
+                        mutable_note(true)
+                    ))
+                    .minimum(0.05)
+                    .maximum(1.0)
+                    .default_value(DEFAULT_INFERENCE_SCALE)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecEnum::builder_with_default("temporal", DEFAULT_TEMPORAL)
+                    .nick("Temporal blending")
+                    .blurb(&format!(
+                        "How each output is blended with the previous one to reduce flicker.{}",
+                        mutable_note(true)
+                    ))
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecDouble::builder("temporal-weight")
+                    .nick("Temporal weight")
+                    .blurb(&format!(
+                        "Weight of the previous output (0 = per-frame, bit-exact).{}",
+                        mutable_note(true)
+                    ))
+                    .minimum(0.0)
+                    .maximum(1.0)
+                    .default_value(DEFAULT_TEMPORAL_WEIGHT)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecString::builder("input-range")
+                    .nick("Input range")
+                    .blurb(&format!(
+                        "Override the model's value range: 0-1, 0-255 or -1-1 (unset: from the model).{} Reloads the model.",
+                        mutable_note(true)
+                    ))
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecString::builder("channel-order")
+                    .nick("Channel order")
+                    .blurb(&format!(
+                        "Override the model's channel order: rgb or bgr (unset: from the model).{} Reloads the model.",
+                        mutable_note(true)
+                    ))
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecString::builder("extra-input")
+                    .nick("Extra inputs")
+                    .blurb(&format!(
+                        "Values of the model's other inputs: name=v1,v2,...;name2=... (e.g. style_weights=1,0,0).{} Reloads the model.",
+                        mutable_note(true)
+                    ))
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecString::builder("active-provider")
+                    .nick("Active provider")
+                    .blurb("The execution provider that really runs (tensorrt, cuda or cpu); empty before start.")
+                    .read_only()
+                    .build(),
+                glib::ParamSpecString::builder("active-model")
+                    .nick("Active model")
+                    .blurb("The model file that really runs.")
+                    .read_only()
+                    .build(),
+                glib::ParamSpecUInt64::builder("frames-processed")
+                    .nick("Frames processed")
+                    .blurb("Frames stylised since start.")
+                    .read_only()
+                    .build(),
+                glib::ParamSpecUInt64::builder("frames-dropped")
+                    .nick("Frames dropped")
+                    .blurb("Frames dropped to keep latency bounded (live sources only).")
+                    .read_only()
+                    .build(),
+                glib::ParamSpecDouble::builder("mean-inference-ms")
+                    .nick("Mean inference time")
+                    .blurb("Mean time to stylise a frame over the last 256 frames, in ms.")
+                    .minimum(0.0)
+                    .read_only()
+                    .build(),
+                glib::ParamSpecDouble::builder("p95-inference-ms")
+                    .nick("p95 inference time")
+                    .blurb("95th percentile of the time to stylise a frame over the last 256 frames, in ms.")
+                    .minimum(0.0)
+                    .read_only()
+                    .build(),
+            ]
+        });
+        PROPERTIES.as_ref()
+    }
+
+    fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
+        let mut s = self.settings.lock().unwrap();
+        let non_empty = |v: &glib::Value| {
+            v.get::<Option<String>>()
+                .expect("type checked upstream")
+                .filter(|s| !s.trim().is_empty())
+        };
+        let mut reload = false;
+        match pspec.name() {
+            "model" => {
+                s.model = non_empty(value);
+                reload = true;
+            }
+            "provider" => s.provider = value.get().expect("type checked upstream"),
+            "device-id" => s.device_id = value.get().expect("type checked upstream"),
+            "fp16" => s.fp16 = value.get().expect("type checked upstream"),
+            "engine-cache-dir" => s.engine_cache_dir = non_empty(value),
+            "threads" => s.threads = value.get().expect("type checked upstream"),
+            "strength" => s.strength = value.get().expect("type checked upstream"),
+            "inference-scale" => s.inference_scale = value.get().expect("type checked upstream"),
+            "temporal" => s.temporal = value.get().expect("type checked upstream"),
+            "temporal-weight" => s.temporal_weight = value.get().expect("type checked upstream"),
+            name @ ("input-range" | "channel-order" | "extra-input") => {
+                let v = non_empty(value);
+                let mut candidate = s.clone();
+                match name {
+                    "input-range" => candidate.input_range = v,
+                    "channel-order" => candidate.channel_order = v,
+                    _ => candidate.extra_input = v,
+                }
+                match candidate.overrides() {
+                    Ok(_) => {
+                        *s = candidate;
+                        reload = true;
+                    }
+                    Err(e) => {
+                        gst::element_imp_warning!(
+                            self,
+                            gst::LibraryError::Settings,
+                            ["ignoring {name}: {e}"]
+                        );
+                    }
+                }
+            }
+            other => unreachable!("unknown property {other}"),
+        }
+        gst::debug!(CAT, imp = self, "set {} ", pspec.name());
+        drop(s);
+        if reload {
+            self.reload();
+        }
+    }
+
+    fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
+        let s = self.settings.lock().unwrap();
+        match pspec.name() {
+            "model" => s.model.to_value(),
+            "provider" => s.provider.to_value(),
+            "device-id" => s.device_id.to_value(),
+            "fp16" => s.fp16.to_value(),
+            "engine-cache-dir" => s.engine_cache_dir.to_value(),
+            "threads" => s.threads.to_value(),
+            "strength" => s.strength.to_value(),
+            "inference-scale" => s.inference_scale.to_value(),
+            "temporal" => s.temporal.to_value(),
+            "temporal-weight" => s.temporal_weight.to_value(),
+            "input-range" => s.input_range.to_value(),
+            "channel-order" => s.channel_order.to_value(),
+            "extra-input" => s.extra_input.to_value(),
+            "active-provider" => self.shared.active_provider.lock().unwrap().to_value(),
+            "active-model" => self.shared.active_model.lock().unwrap().to_value(),
+            "frames-processed" => self.shared.stats.lock().unwrap().processed.to_value(),
+            "frames-dropped" => self.shared.stats.lock().unwrap().dropped.to_value(),
+            "mean-inference-ms" => self.shared.stats.lock().unwrap().mean().to_value(),
+            "p95-inference-ms" => self.shared.stats.lock().unwrap().p95().to_value(),
+            other => unreachable!("unknown property {other}"),
+        }
+    }
+}
+
+impl GstObjectImpl for StyleTransfer {}
+
+impl ElementImpl for StyleTransfer {
+    fn metadata() -> Option<&'static gst::subclass::ElementMetadata> {
+        static META: LazyLock<gst::subclass::ElementMetadata> = LazyLock::new(|| {
+            gst::subclass::ElementMetadata::new(
+                "Neural style transfer",
+                "Filter/Effect/Video",
+                "Restyles video frames with an ONNX style-transfer or GAN generator on ONNX Runtime \
+                 (TensorRT, CUDA or CPU). Takes RGB, BGR, RGBA, BGRA, RGBx or BGRx in system memory \
+                 (put videoconvert before and after for other formats). Example: \
+                 gst-launch-1.0 filesrc location=in.mp4 ! decodebin ! videoconvert ! \
+                 styletransfer model=models/starry_night.onnx ! videoconvert ! autovideosink",
+                "stylize developers",
+            )
+        });
+        Some(&*META)
+    }
+
+    fn pad_templates() -> &'static [gst::PadTemplate] {
+        static TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
+            let caps = gst_video::VideoCapsBuilder::new()
+                .format_list([
+                    VideoFormat::Rgba,
+                    VideoFormat::Bgra,
+                    VideoFormat::Rgbx,
+                    VideoFormat::Bgrx,
+                    VideoFormat::Rgb,
+                    VideoFormat::Bgr,
+                ])
+                .build();
+            vec![
+                gst::PadTemplate::new(
+                    "src",
+                    gst::PadDirection::Src,
+                    gst::PadPresence::Always,
+                    &caps,
+                )
+                .expect("valid template"),
+                gst::PadTemplate::new(
+                    "sink",
+                    gst::PadDirection::Sink,
+                    gst::PadPresence::Always,
+                    &caps,
+                )
+                .expect("valid template"),
+            ]
+        });
+        TEMPLATES.as_ref()
+    }
+}
+
+impl BaseTransformImpl for StyleTransfer {
+    const MODE: gst_base::subclass::BaseTransformMode =
+        gst_base::subclass::BaseTransformMode::AlwaysInPlace;
+    const PASSTHROUGH_ON_SAME_CAPS: bool = false;
+    const TRANSFORM_IP_ON_PASSTHROUGH: bool = false;
+
+    fn start(&self) -> Result<(), gst::ErrorMessage> {
+        let settings = self.settings.lock().unwrap().clone();
+        let (stylizer, path) = settings.load().map_err(|e| {
+            gst::error_msg!(
+                gst::LibraryError::Init,
+                ["cannot load the style model: {e}"]
+            )
+        })?;
+        gst::info!(
+            CAT,
+            imp = self,
+            "model {} on {} ({})",
+            path.display(),
+            stylizer.engine().provider(),
+            stylizer.spec().summary()
+        );
+        *self.shared.active_provider.lock().unwrap() = stylizer.engine().provider().to_string();
+        *self.shared.active_model.lock().unwrap() = path.display().to_string();
+        *self.shared.stats.lock().unwrap() = Stats::default();
+        *self.shared.frame_size.lock().unwrap() = None;
+        let (jobs_tx, jobs_rx) = bounded::<Job>(MAX_IN_FLIGHT - 1);
+        let (done_tx, done_rx) = unbounded::<Done>();
+        let (swap_tx, swap_rx) = unbounded::<Swap>();
+        let worker = Worker {
+            stylizer,
+            history: OwnedFrame::new(1, 1, PixelFormat::Rgb).expect("1x1 frame"),
+            history_valid: false,
+            shared: self.shared.clone(),
+        };
+        let handle = std::thread::Builder::new()
+            .name("styletransfer".into())
+            .spawn(move || worker.run(jobs_rx, done_tx, swap_rx))
+            .map_err(|e| {
+                gst::error_msg!(gst::CoreError::Thread, ["cannot start the worker: {e}"])
+            })?;
+        *self.state.lock().unwrap() = Some(State {
+            jobs: jobs_tx,
+            done: done_rx,
+            swaps: swap_tx,
+            worker: Some(handle),
+            info: None,
+            in_flight: 0,
+            live: None,
+            reset_history: true,
+        });
+        Ok(())
+    }
+
+    fn stop(&self) -> Result<(), gst::ErrorMessage> {
+        // Invalidate loads still running so they do not swap into a stopped element.
+        self.shared.generation.fetch_add(1, Ordering::SeqCst);
+        let state = self.state.lock().unwrap().take();
+        if let Some(mut s) = state {
+            let handle = s.worker.take();
+            // Closing the job channel ends the worker after the frame it is on.
+            drop(s);
+            if let Some(h) = handle {
+                let _ = h.join();
+            }
+        }
+        Ok(())
+    }
+
+    fn set_caps(&self, incaps: &gst::Caps, outcaps: &gst::Caps) -> Result<(), gst::LoggableError> {
+        let info = VideoInfo::from_caps(incaps)
+            .map_err(|_| gst::loggable_error!(CAT, "cannot parse caps {incaps}"))?;
+        let format = pixel_format(info.format())
+            .ok_or_else(|| gst::loggable_error!(CAT, "unsupported format {:?}", info.format()))?;
+        if incaps != outcaps {
+            return Err(gst::loggable_error!(CAT, "input and output caps differ"));
+        }
+        // Frames of the old caps leave before the new caps take effect.
+        if self.drain().is_err() {
+            return Err(gst::loggable_error!(
+                CAT,
+                "cannot drain before a caps change"
+            ));
+        }
+        let (w, h) = (info.width() as usize, info.height() as usize);
+        let jobs = match self.state.lock().unwrap().as_ref() {
+            Some(s) => s.jobs.clone(),
+            None => return Err(gst::loggable_error!(CAT, "not started")),
+        };
+        // A model that cannot take these frames fails negotiation, with the reason on the bus.
+        let (reply_tx, reply_rx) = bounded(1);
+        let probed = jobs
+            .send(Job::Probe {
+                width: w,
+                height: h,
+                format,
+                reply: reply_tx,
+            })
+            .map_err(|_| "the worker has stopped".to_string())
+            .and_then(|_| {
+                reply_rx
+                    .recv()
+                    .map_err(|_| "the worker has stopped".to_string())?
+            });
+        if let Err(e) = probed {
+            gst::element_imp_error!(
+                self,
+                gst::CoreError::Negotiation,
+                ["the model cannot take {w}x{h} {format} frames: {e}"]
+            );
+            return Err(gst::loggable_error!(
+                CAT,
+                "model refused {w}x{h} {format}: {e}"
+            ));
+        }
+        *self.shared.frame_size.lock().unwrap() = Some((w, h, format));
+        if let Some(s) = self.state.lock().unwrap().as_mut() {
+            s.info = Some(info);
+            s.reset_history = true;
+        }
+        gst::debug!(CAT, imp = self, "caps {incaps}");
+        Ok(())
+    }
+
+    fn sink_event(&self, event: gst::Event) -> bool {
+        use gst::EventView;
+        match event.view() {
+            EventView::FlushStop(_) => self.discard(),
+            EventView::Caps(_) => {}
+            _ if event.is_serialized() => {
+                if self.drain().is_err() {
+                    return false;
+                }
+                if matches!(
+                    event.view(),
+                    EventView::Segment(_) | EventView::StreamStart(_)
+                ) && let Some(s) = self.state.lock().unwrap().as_mut()
+                {
+                    s.reset_history = true;
+                    s.live = None;
+                }
+            }
+            _ => {}
+        }
+        self.parent_sink_event(event)
+    }
+
+    fn query(&self, direction: gst::PadDirection, query: &mut gst::QueryRef) -> bool {
+        if direction == gst::PadDirection::Src
+            && let gst::QueryViewMut::Latency(q) = query.view_mut()
+        {
+            let mut upstream = gst::query::Latency::new();
+            if !self.obj().sink_pad().peer_query(&mut upstream) {
+                return false;
+            }
+            let (live, min, max) = upstream.result();
+            let ours = self.added_latency();
+            gst::debug!(
+                CAT,
+                imp = self,
+                "latency: upstream {min}..{max:?}, ours {ours}"
+            );
+            q.set(live, min + ours, max.map(|m| m + ours));
+            return true;
+        }
+        BaseTransformImplExt::parent_query(self, direction, query)
+    }
+
+    fn submit_input_buffer(
+        &self,
+        is_discont: bool,
+        inbuf: gst::Buffer,
+    ) -> Result<gst::FlowSuccess, gst::FlowError> {
+        let params = self.params();
+        let live = {
+            let state = self.state.lock().unwrap();
+            match state.as_ref() {
+                Some(s) => s.live,
+                None => return Err(gst::FlowError::Flushing),
+            }
+        };
+        let live = match live {
+            Some(l) => l,
+            None => {
+                let l = self.upstream_is_live();
+                if let Some(s) = self.state.lock().unwrap().as_mut() {
+                    s.live = Some(l);
+                }
+                l
+            }
+        };
+        let (jobs, info, reset) = {
+            let mut state = self.state.lock().unwrap();
+            let s = state.as_mut().ok_or(gst::FlowError::Flushing)?;
+            let info = s.info.clone().ok_or(gst::FlowError::NotNegotiated)?;
+            let waiting = s.in_flight.saturating_sub(s.done.len());
+            if live && waiting >= MAX_IN_FLIGHT {
+                // Live: a frame that would wait behind a full model is stale; drop it.
+                drop(state);
+                self.shared.stats.lock().unwrap().dropped += 1;
+                gst::debug!(CAT, imp = self, "live: dropping a frame, model busy");
+                return Ok(gst::FlowSuccess::Ok);
+            }
+            s.in_flight += 1;
+            let reset = std::mem::take(&mut s.reset_history) || is_discont;
+            (s.jobs.clone(), info, reset)
+        };
+        // Blocks while the window is full (not live): back-pressure to upstream.
+        jobs.send(Job::Frame {
+            buffer: inbuf,
+            info: Box::new(info),
+            params,
+            reset_history: reset,
+        })
+        .map_err(|_| {
+            gst::element_imp_error!(self, gst::CoreError::Failed, ["the worker has stopped"]);
+            gst::FlowError::Error
+        })?;
+        Ok(gst::FlowSuccess::Ok)
+    }
+
+    fn generate_output(&self) -> Result<GenerateOutputSuccess, gst::FlowError> {
+        let mut state = self.state.lock().unwrap();
+        let Some(s) = state.as_mut() else {
+            return Err(gst::FlowError::Flushing);
+        };
+        if s.in_flight == 0 {
+            return Ok(GenerateOutputSuccess::NoOutput);
+        }
+        match s.done.try_recv() {
+            Ok(Done::Frame(b)) => {
+                s.in_flight -= 1;
+                Ok(GenerateOutputSuccess::Buffer(b))
+            }
+            Ok(Done::Failed(e)) => {
+                s.in_flight -= 1;
+                drop(state);
+                gst::element_imp_error!(self, gst::StreamError::Failed, ["inference failed: {e}"]);
+                Err(gst::FlowError::Error)
+            }
+            Err(TryRecvError::Empty) => Ok(GenerateOutputSuccess::NoOutput),
+            Err(TryRecvError::Disconnected) => {
+                drop(state);
+                gst::element_imp_error!(self, gst::CoreError::Failed, ["the worker has stopped"]);
+                Err(gst::FlowError::Error)
+            }
+        }
+    }
+}
+
+impl StyleTransfer {
+    /// Latency this element adds: a frame can wait for the one before it in the model, so
+    /// up to MAX_IN_FLIGHT frame periods (or inference times when the rate is unknown).
+    fn added_latency(&self) -> gst::ClockTime {
+        let period = self
+            .state
+            .lock()
+            .unwrap()
+            .as_ref()
+            .and_then(|s| s.info.as_ref())
+            .and_then(|i| {
+                let fps = i.fps();
+                (fps.numer() > 0).then(|| {
+                    gst::ClockTime::SECOND
+                        .mul_div_floor(fps.denom() as u64, fps.numer() as u64)
+                        .unwrap_or(gst::ClockTime::ZERO)
+                })
+            });
+        let p95 = self.shared.stats.lock().unwrap().p95();
+        let per = period.unwrap_or_else(|| gst::ClockTime::from_nseconds((p95 * 1e6) as u64));
+        per * MAX_IN_FLIGHT as u64
+    }
+}

@@ -1,0 +1,430 @@
+//! The `styletransfer` element, registered statically: Harness tests and real pipelines.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use gst::prelude::*;
+use gst_check::Harness;
+use stylize::engine::{EngineOptions, Provider};
+use stylize::frame::{FrameMut, PixelFormat};
+use stylize::{SpecOverrides, Stylizer, StylizerOptions};
+
+const GAN: &str = "models/gan_pm1_mult8.onnx";
+const MULTI: &str = "models/multistyle_unit.onnx";
+
+fn init() {
+    stylize::element::register_static().unwrap();
+}
+
+fn model(rel: &str) -> String {
+    data().join(rel).display().to_string()
+}
+
+fn harness(props: &[(&str, &str)]) -> Harness {
+    init();
+    let e = gst::ElementFactory::make("styletransfer")
+        .property_from_str("provider", "cpu")
+        .property("threads", 1u32)
+        .build()
+        .unwrap();
+    for (k, v) in props {
+        e.set_property_from_str(k, v);
+    }
+    let mut h = Harness::with_element(&e, Some("sink"), Some("src"));
+    h.play();
+    h.set_src_caps_str("video/x-raw,format=RGB,width=61,height=47,framerate=30/1");
+    h
+}
+
+/// GStreamer pads RGB rows to 4 bytes.
+fn stride(w: usize) -> usize {
+    (w * 3).div_ceil(4) * 4
+}
+
+/// Packed RGB rows into a buffer with GStreamer's stride.
+fn padded(w: usize, h: usize, rgb: &[u8]) -> Vec<u8> {
+    let st = stride(w);
+    let mut out = vec![0u8; st * h];
+    for y in 0..h {
+        out[y * st..y * st + w * 3].copy_from_slice(&rgb[y * w * 3..(y + 1) * w * 3]);
+    }
+    out
+}
+
+fn input_buffer(i: u64) -> gst::Buffer {
+    let (w, h, rgb) = load_rgb(&data().join("input.png"));
+    let mut b = gst::Buffer::from_mut_slice(padded(w, h, &rgb));
+    {
+        let b = b.get_mut().unwrap();
+        b.set_pts(gst::ClockTime::from_mseconds(i * 33));
+        b.set_duration(gst::ClockTime::from_mseconds(33));
+        b.set_offset(i);
+    }
+    b
+}
+
+/// The packed RGB pixels of a 61x47 output buffer.
+fn bytes(b: &gst::Buffer) -> Vec<u8> {
+    let m = b.map_readable().unwrap();
+    let (w, h) = (61, 47);
+    (0..h)
+        .flat_map(|y| m[y * stride(w)..y * stride(w) + w * 3].to_vec())
+        .collect()
+}
+
+/// What the engine alone gives for the test picture.
+fn engine_output(rel: &str, extra: &[(&str, Vec<f32>)]) -> Vec<u8> {
+    let (w, h, mut rgb) = load_rgb(&data().join("input.png"));
+    let mut flags = SpecOverrides::default();
+    for (k, v) in extra {
+        flags.extra_inputs.insert(k.to_string(), v.clone());
+    }
+    let opts = EngineOptions {
+        provider: Provider::Cpu,
+        threads: 1,
+        ..Default::default()
+    };
+    let mut s =
+        Stylizer::load(&data().join(rel), &flags, &opts, StylizerOptions::default()).unwrap();
+    let mut f = FrameMut::new(&mut rgb, w, h, w * 3, PixelFormat::Rgb).unwrap();
+    s.process(&mut f, 1.0).unwrap();
+    rgb
+}
+
+fn pull_all(h: &mut Harness, n: usize) -> Vec<gst::Buffer> {
+    assert!(h.push_event(gst::event::Eos::new()));
+    (0..n)
+        .map(|i| {
+            h.try_pull()
+                .unwrap_or_else(|| panic!("output {i} of {n} missing"))
+        })
+        .collect()
+}
+
+#[test]
+fn output_equals_the_engine_and_keeps_timestamps() {
+    let mut h = harness(&[("model", &model(GAN))]);
+    for i in 0..5 {
+        h.push(input_buffer(i)).unwrap();
+    }
+    let out = pull_all(&mut h, 5);
+    let want = engine_output(GAN, &[]);
+    for (i, b) in out.iter().enumerate() {
+        assert_eq!(bytes(b), want, "frame {i}");
+        assert_eq!(b.pts(), Some(gst::ClockTime::from_mseconds(i as u64 * 33)));
+        assert_eq!(b.duration(), Some(gst::ClockTime::from_mseconds(33)));
+        assert_eq!(b.offset(), i as u64);
+    }
+    assert!(h.try_pull().is_none(), "nothing duplicated");
+    let e = h.element().unwrap();
+    assert_eq!(e.property::<String>("active-provider"), "cpu");
+    assert_eq!(e.property::<u64>("frames-processed"), 5);
+    assert!(e.property::<f64>("mean-inference-ms") > 0.0);
+    assert!(e.property::<f64>("p95-inference-ms") >= e.property::<f64>("mean-inference-ms") * 0.5);
+}
+
+#[test]
+fn strength_zero_is_bit_exact_and_changes_while_playing() {
+    let mut h = harness(&[("model", &model(GAN)), ("strength", "0")]);
+    let (_, _, orig) = load_rgb(&data().join("input.png"));
+    for i in 0..3 {
+        h.push(input_buffer(i)).unwrap();
+    }
+    let e = h.element().unwrap();
+    e.set_property("strength", 1.0f64);
+    for i in 3..6 {
+        h.push(input_buffer(i)).unwrap();
+    }
+    let out = pull_all(&mut h, 6);
+    let styled = engine_output(GAN, &[]);
+    // Frames already submitted keep the strength they were submitted with.
+    for b in &out[..3] {
+        assert_eq!(bytes(b), orig);
+    }
+    for b in &out[3..] {
+        assert_eq!(bytes(b), styled);
+    }
+}
+
+#[test]
+fn temporal_ema_blends_and_weight_zero_is_per_frame() {
+    let mut h = harness(&[
+        ("model", &model(GAN)),
+        ("temporal", "ema"),
+        ("temporal-weight", "0.5"),
+    ]);
+    let (_, _, orig) = load_rgb(&data().join("input.png"));
+    let styled = engine_output(GAN, &[]);
+    h.push(input_buffer(0)).unwrap();
+    // The second frame is the plain picture (strength 0 resets history), the third is
+    // stylised again: with history reset it equals the per-frame output.
+    h.element().unwrap().set_property("temporal-weight", 0.0f64);
+    h.push(input_buffer(1)).unwrap();
+    let out = pull_all(&mut h, 2);
+    assert_eq!(bytes(&out[0]), styled, "first frame has no history");
+    assert_eq!(bytes(&out[1]), styled, "weight 0 is per-frame");
+    assert_ne!(styled, orig);
+}
+
+#[test]
+fn model_swap_mid_stream_has_no_gap() {
+    let weights: Vec<f32> = (0..26).map(|i| if i == 2 { 1.0 } else { 0.0 }).collect();
+    let mut h = harness(&[("model", &model(GAN))]);
+    let e = h.element().unwrap();
+    let a = engine_output(GAN, &[]);
+    let b = engine_output(MULTI, &[("style_weights", weights.clone())]);
+    let mut pushed = 0u64;
+    let mut outputs = Vec::new();
+    for _ in 0..4 {
+        h.push(input_buffer(pushed)).unwrap();
+        pushed += 1;
+    }
+    e.set_property(
+        "extra-input",
+        "style_weights=0,0,1,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0",
+    );
+    e.set_property("model", model(MULTI));
+    // The stream keeps flowing while the new model loads; it takes over within a few seconds.
+    let start = Instant::now();
+    while !e
+        .property::<String>("active-model")
+        .ends_with("multistyle_unit.onnx")
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "swap never happened"
+        );
+        h.push(input_buffer(pushed)).unwrap();
+        pushed += 1;
+        while let Some(o) = h.try_pull() {
+            outputs.push(o);
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    for _ in 0..4 {
+        h.push(input_buffer(pushed)).unwrap();
+        pushed += 1;
+    }
+    assert!(h.push_event(gst::event::Eos::new()));
+    while let Some(o) = h.try_pull() {
+        outputs.push(o);
+    }
+    assert_eq!(outputs.len() as u64, pushed, "every frame comes out once");
+    for (i, o) in outputs.iter().enumerate() {
+        assert_eq!(o.offset(), i as u64, "in order");
+        let px = bytes(o);
+        assert!(px == a || px == b, "frame {i} is whole output of one model");
+    }
+    assert_eq!(bytes(&outputs[0]), a);
+    assert_eq!(bytes(outputs.last().unwrap()), b);
+}
+
+#[test]
+fn a_bad_model_swap_keeps_the_old_model_and_warns() {
+    let mut h = harness(&[("model", &model(GAN))]);
+    let e = h.element().unwrap();
+    h.push(input_buffer(0)).unwrap();
+    e.set_property("model", model("models/bad_gray.onnx"));
+    std::thread::sleep(Duration::from_millis(500));
+    for i in 1..4 {
+        h.push(input_buffer(i)).unwrap();
+    }
+    let out = pull_all(&mut h, 4);
+    let a = engine_output(GAN, &[]);
+    assert!(out.iter().all(|b| bytes(b) == a));
+    assert!(
+        e.property::<String>("active-model")
+            .ends_with("gan_pm1_mult8.onnx")
+    );
+}
+
+fn run_pipeline(desc: &str) -> Result<u64, String> {
+    init();
+    let pipeline = gst::parse::launch(desc).map_err(|e| e.to_string())?;
+    let pipeline = pipeline.downcast::<gst::Pipeline>().unwrap();
+    let sink = pipeline.by_name("out").unwrap();
+    let count = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let c = count.clone();
+    sink.static_pad("sink")
+        .unwrap()
+        .add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+            c.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            gst::PadProbeReturn::Ok
+        });
+    let bus = pipeline.bus().unwrap();
+    let mut result = Ok(());
+    // A failed state change posts its reason on the bus; read it below.
+    let _ = pipeline.set_state(gst::State::Playing);
+    for msg in bus.iter_timed(gst::ClockTime::from_seconds(60)) {
+        match msg.view() {
+            gst::MessageView::Eos(_) => break,
+            gst::MessageView::Error(e) => {
+                result = Err(format!("{} ({:?})", e.error(), e.debug()));
+                break;
+            }
+            _ => {}
+        }
+    }
+    pipeline.set_state(gst::State::Null).unwrap();
+    result.map(|_| count.load(std::sync::atomic::Ordering::SeqCst))
+}
+
+#[test]
+fn videotestsrc_pipeline_reaches_eos_with_every_frame() {
+    for format in ["RGBx", "BGR", "RGBA"] {
+        let n = run_pipeline(&format!(
+            "videotestsrc num-buffers=25 ! video/x-raw,width=160,height=90,format={format} ! \
+             styletransfer provider=cpu model={} ! fakesink name=out",
+            model(GAN)
+        ))
+        .unwrap();
+        assert_eq!(n, 25, "{format}");
+    }
+}
+
+#[test]
+fn decodes_a_file_made_here() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("clip.mkv");
+    init();
+    let enc = gst::parse::launch(&format!(
+        "videotestsrc num-buffers=20 pattern=ball ! video/x-raw,width=128,height=72,framerate=25/1 ! \
+         x264enc ! matroskamux ! filesink location={}",
+        file.display()
+    ))
+    .unwrap();
+    enc.set_state(gst::State::Playing).unwrap();
+    let bus = enc.bus().unwrap();
+    bus.timed_pop_filtered(
+        gst::ClockTime::from_seconds(30),
+        &[gst::MessageType::Eos, gst::MessageType::Error],
+    )
+    .unwrap();
+    enc.set_state(gst::State::Null).unwrap();
+    let n = run_pipeline(&format!(
+        "filesrc location={} ! decodebin ! videoconvert ! styletransfer provider=cpu model={} ! \
+         videoconvert ! fakesink name=out",
+        file.display(),
+        model(GAN)
+    ))
+    .unwrap();
+    assert_eq!(n, 20);
+}
+
+#[test]
+fn a_broken_model_fails_the_state_change_naming_the_file() {
+    let err = run_pipeline(&format!(
+        "videotestsrc num-buffers=5 ! video/x-raw,format=RGB ! styletransfer model={} ! fakesink name=out",
+        model("models/truncated.onnx")
+    ))
+    .unwrap_err();
+    assert!(
+        err.contains("truncated.onnx") && err.contains("not a valid ONNX model"),
+        "{err}"
+    );
+    let err = run_pipeline(
+        "videotestsrc num-buffers=5 ! video/x-raw,format=RGB ! styletransfer model=/nonexistent/m.onnx ! fakesink name=out",
+    )
+    .unwrap_err();
+    assert!(err.contains("/nonexistent/m.onnx: no such file"), "{err}");
+}
+
+#[test]
+fn caps_change_mid_stream_is_followed() {
+    let mut h = harness(&[("model", &model(GAN))]);
+    h.push(input_buffer(0)).unwrap();
+    h.set_src_caps_str("video/x-raw,format=RGB,width=20,height=10,framerate=30/1");
+    let small = gst::Buffer::from_mut_slice(vec![128u8; 20 * 10 * 3]);
+    h.push(small).unwrap();
+    let out = pull_all(&mut h, 2);
+    assert_eq!(out[0].size(), stride(61) * 47);
+    assert_eq!(bytes(&out[0]), engine_output(GAN, &[]));
+    assert_eq!(out[1].size(), 20 * 10 * 3);
+}
+
+#[test]
+fn start_stop_storm() {
+    init();
+    let pipeline = gst::parse::launch(&format!(
+        "videotestsrc ! video/x-raw,width=32,height=24,format=RGB ! \
+         styletransfer name=st provider=cpu threads=1 model={} ! fakesink",
+        model(GAN)
+    ))
+    .unwrap();
+    let st = pipeline
+        .downcast_ref::<gst::Bin>()
+        .unwrap()
+        .by_name("st")
+        .unwrap();
+    let t = Instant::now();
+    for i in 0..200 {
+        pipeline.set_state(gst::State::Playing).unwrap();
+        let (r, state, _) = pipeline.state(gst::ClockTime::from_seconds(10));
+        assert!(
+            r.is_ok() && state == gst::State::Playing,
+            "cycle {i}: {r:?} {state:?}"
+        );
+        // Frames really flow in every cycle.
+        let w = Instant::now();
+        while st.property::<u64>("frames-processed") == 0 {
+            assert!(w.elapsed() < Duration::from_secs(10), "cycle {i}: no frame");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        pipeline.set_state(gst::State::Null).unwrap();
+    }
+    eprintln!("200 NULL->PLAYING->NULL cycles in {:?}", t.elapsed());
+}
+
+#[test]
+fn model_swaps_every_few_frames_while_playing() {
+    init();
+    let pipeline = gst::parse::launch(&format!(
+        "videotestsrc num-buffers=400 ! video/x-raw,width=48,height=32,format=BGRx ! \
+         styletransfer name=st provider=cpu threads=1 model={} ! fakesink name=out sync=false",
+        model(GAN)
+    ))
+    .unwrap();
+    let bin = pipeline.downcast_ref::<gst::Bin>().unwrap();
+    let st = bin.by_name("st").unwrap();
+    let count = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let c = count.clone();
+    bin.by_name("out")
+        .unwrap()
+        .static_pad("sink")
+        .unwrap()
+        .add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+            c.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            gst::PadProbeReturn::Ok
+        });
+    pipeline.set_state(gst::State::Playing).unwrap();
+    let bus = pipeline.bus().unwrap();
+    let models = [GAN, "models/nhwc_unit_fp16.onnx"];
+    let mut swaps = 0;
+    let mut last = 0;
+    loop {
+        if let Some(msg) = bus.timed_pop_filtered(
+            gst::ClockTime::from_mseconds(2),
+            &[gst::MessageType::Eos, gst::MessageType::Error],
+        ) {
+            match msg.view() {
+                gst::MessageView::Error(e) => panic!("{}", e.error()),
+                _ => break,
+            }
+        }
+        let n = count.load(std::sync::atomic::Ordering::SeqCst);
+        if n >= last + 5 {
+            last = n;
+            swaps += 1;
+            st.set_property("model", model(models[swaps % 2]));
+        }
+    }
+    pipeline.set_state(gst::State::Null).unwrap();
+    assert_eq!(
+        count.load(std::sync::atomic::Ordering::SeqCst),
+        400,
+        "every frame accounted for"
+    );
+    assert!(swaps > 20, "{swaps} swaps");
+}
