@@ -187,7 +187,6 @@ fn load() -> Result<Runtime, RuntimeError> {
                 version,
             });
         }
-        preload_cuda_libraries(&c.path);
         let builder = ort::init_from(&c.path).map_err(|e| RuntimeError::Load {
             path: c.path.clone(),
             reason: e.to_string(),
@@ -231,7 +230,13 @@ fn log_level() -> ort::logging::LogLevel {
 /// The GPU build's CUDA provider needs the CUDA and cuDNN libraries that `setup.sh --gpu`
 /// unpacks beside it; they are not on the loader path, so open them first by full path.
 /// Failures are ignored here: the provider then fails to register and says why.
-fn preload_cuda_libraries(ort_path: &Path) {
+/// Called only when a GPU provider is about to be tried, so CPU runs do not map them.
+pub fn preload_cuda_libraries(ort_path: &Path) {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| preload_from(ort_path));
+}
+
+fn preload_from(ort_path: &Path) {
     let Some(dir) = ort_path.parent() else { return };
     if !dir.join("libonnxruntime_providers_cuda.so").exists() {
         return;

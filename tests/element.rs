@@ -428,3 +428,53 @@ fn model_swaps_every_few_frames_while_playing() {
     );
     assert!(swaps > 20, "{swaps} swaps");
 }
+
+#[test]
+fn live_sources_drop_stale_frames_and_report_latency() {
+    init();
+    // 60 fps live source, a model far slower than 16 ms per frame (720x720 fixed input).
+    let pipeline = gst::parse::launch(&format!(
+        "videotestsrc is-live=true num-buffers=60 ! video/x-raw,width=320,height=240,framerate=60/1,format=RGBx ! \
+         styletransfer name=st provider=cpu threads=1 model={} ! fakesink name=out sync=false",
+        model("models/fns_rgb_720.onnx")
+    ))
+    .unwrap();
+    let bin = pipeline.downcast_ref::<gst::Bin>().unwrap();
+    let st = bin.by_name("st").unwrap();
+    let out = bin.by_name("out").unwrap();
+    let count = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let c = count.clone();
+    out.static_pad("sink")
+        .unwrap()
+        .add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+            c.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            gst::PadProbeReturn::Ok
+        });
+    pipeline.set_state(gst::State::Playing).unwrap();
+    let (r, _, _) = pipeline.state(gst::ClockTime::from_seconds(10));
+    assert!(r.is_ok());
+    let mut q = gst::query::Latency::new();
+    assert!(out.static_pad("sink").unwrap().peer_query(&mut q));
+    let (live, min, _max) = q.result();
+    assert!(live);
+    // Two frame periods of 1/60 s at least.
+    assert!(
+        min >= gst::ClockTime::from_mseconds(33),
+        "reported latency {min}"
+    );
+    let bus = pipeline.bus().unwrap();
+    let msg = bus
+        .timed_pop_filtered(
+            gst::ClockTime::from_seconds(60),
+            &[gst::MessageType::Eos, gst::MessageType::Error],
+        )
+        .expect("EOS");
+    assert!(matches!(msg.view(), gst::MessageView::Eos(_)), "{msg:?}");
+    let processed = st.property::<u64>("frames-processed");
+    let dropped = st.property::<u64>("frames-dropped");
+    pipeline.set_state(gst::State::Null).unwrap();
+    eprintln!("live: {processed} processed, {dropped} dropped");
+    assert!(dropped > 0, "a slow model behind a live source must drop");
+    assert_eq!(processed + dropped, 60, "every frame accounted for");
+    assert_eq!(count.load(std::sync::atomic::Ordering::SeqCst), processed);
+}

@@ -1,5 +1,6 @@
 //! Command-line interface: clap parses, each command validates into a config, then runs.
 
+mod bench;
 mod common;
 mod doctor;
 mod image;
@@ -34,6 +35,10 @@ enum Command {
     Models(models::ModelsArgs),
     /// Check ONNX Runtime, its providers, the GPU, GStreamer and cameras.
     Doctor(doctor::DoctorArgs),
+    /// Measure the engine and the element per resolution.
+    ///
+    /// Example: stylize bench --model models/starry_night.onnx --resolution 640x360,1280x720
+    Bench(bench::BenchArgs),
 }
 
 /// An error that is the user's input's fault (exit status 2), as opposed to a failure.
@@ -70,6 +75,7 @@ pub fn main() -> ExitCode {
         Command::Image(a) => image::run(a),
         Command::Models(a) => models::run(a),
         Command::Doctor(a) => doctor::run(a),
+        Command::Bench(a) => bench::run(a),
     };
     match result {
         Ok(()) => ExitCode::from(EXIT_OK),

@@ -151,6 +151,7 @@ fn gpu_precheck(rt: &Runtime, p: ActiveProvider) -> Result<(), String> {
     if !visible {
         return Err("no NVIDIA GPU is visible (no /dev/nvidia0, no driver)".into());
     }
+    runtime::preload_cuda_libraries(&rt.path);
     if p == ActiveProvider::TensorRt {
         tensorrt::library_version(rt.path.parent())?;
     }
