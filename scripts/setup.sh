@@ -56,7 +56,7 @@ PKGS=(
     libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev gstreamer1.0-tools
     gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
     gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-plugins-base-apps
-    libclang1-14 libclang-common-14-dev
+    libclang1-14 libclang-common-14-dev python3-gi gir1.2-gstreamer-1.0
 )
 missing=()
 for p in "${PKGS[@]}"; do

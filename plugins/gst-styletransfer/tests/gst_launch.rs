@@ -124,3 +124,14 @@ fn gst_launch_reports_a_broken_model() {
         "{all}"
     );
 }
+
+#[test]
+fn python_applications_use_it_through_gobject_introspection() {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/python_gi.py");
+    let m = model("models/gan_pm1_mult8.onnx");
+    // Debian's python3-gi belongs to the system interpreter (scripts/setup.sh installs it).
+    let out = run("/usr/bin/python3", &[script.to_str().unwrap(), &m, "12"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(stdout.trim(), "provider=cpu frames=12");
+}
