@@ -443,11 +443,15 @@ fn live_sources_drop_stale_frames_and_report_latency() {
     let st = bin.by_name("st").unwrap();
     let out = bin.by_name("out").unwrap();
     let count = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let c = count.clone();
+    let last = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(u64::MAX));
+    let (c, l) = (count.clone(), last.clone());
     out.static_pad("sink")
         .unwrap()
-        .add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+        .add_probe(gst::PadProbeType::BUFFER, move |_, info| {
             c.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            if let Some(b) = info.buffer() {
+                l.store(b.offset(), std::sync::atomic::Ordering::SeqCst);
+            }
             gst::PadProbeReturn::Ok
         });
     pipeline.set_state(gst::State::Playing).unwrap();
@@ -477,4 +481,6 @@ fn live_sources_drop_stale_frames_and_report_latency() {
     assert!(dropped > 0, "a slow model behind a live source must drop");
     assert_eq!(processed + dropped, 60, "every frame accounted for");
     assert_eq!(count.load(std::sync::atomic::Ordering::SeqCst), processed);
+    // The newest frame wins: the last frame of the source always comes out.
+    assert_eq!(last.load(std::sync::atomic::Ordering::SeqCst), 59);
 }

@@ -49,6 +49,10 @@ const DEFAULT_THREADS: u32 = 0;
 
 /// Frames inside the element at most: one in the model, one waiting for it.
 pub(super) const MAX_IN_FLIGHT: usize = 2;
+/// Capacity of the finished-frames channel: never reached (at most MAX_IN_FLIGHT + 1 frames
+/// are outstanding), so the worker never blocks on it, and a bounded channel does not
+/// allocate per message.
+const DONE_CAPACITY: usize = 16;
 /// Inference times kept for the mean and p95 statistics.
 const STATS_WINDOW: usize = 256;
 
@@ -168,7 +172,7 @@ struct Params {
 enum Job {
     Frame {
         buffer: gst::Buffer,
-        info: Box<VideoInfo>,
+        info: VideoInfo,
         params: Params,
         reset_history: bool,
     },
@@ -250,6 +254,8 @@ struct Shared {
 
 struct State {
     jobs: Sender<Job>,
+    /// The worker's end too, so that a live stream can take back a stale waiting frame.
+    pending: Receiver<Job>,
     done: Receiver<Done>,
     swaps: Sender<Swap>,
     worker: Option<JoinHandle<()>>,
@@ -826,7 +832,8 @@ impl BaseTransformImpl for StyleTransfer {
         *self.shared.stats.lock().unwrap() = Stats::default();
         *self.shared.frame_size.lock().unwrap() = None;
         let (jobs_tx, jobs_rx) = bounded::<Job>(MAX_IN_FLIGHT - 1);
-        let (done_tx, done_rx) = unbounded::<Done>();
+        let pending = jobs_rx.clone();
+        let (done_tx, done_rx) = bounded::<Done>(DONE_CAPACITY);
         let (swap_tx, swap_rx) = unbounded::<Swap>();
         let worker = Worker {
             stylizer,
@@ -842,6 +849,7 @@ impl BaseTransformImpl for StyleTransfer {
             })?;
         *self.state.lock().unwrap() = Some(State {
             jobs: jobs_tx,
+            pending,
             done: done_rx,
             swaps: swap_tx,
             worker: Some(handle),
@@ -996,11 +1004,14 @@ impl BaseTransformImpl for StyleTransfer {
             let info = s.info.clone().ok_or(gst::FlowError::NotNegotiated)?;
             let waiting = s.in_flight.saturating_sub(s.done.len());
             if live && waiting >= MAX_IN_FLIGHT {
-                // Live: a frame that would wait behind a full model is stale; drop it.
-                drop(state);
-                self.shared.stats.lock().unwrap().dropped += 1;
-                gst::debug!(CAT, imp = self, "live: dropping a frame, model busy");
-                return Ok(gst::FlowSuccess::Ok);
+                // Live: the newest frame wins. The frame waiting for the model is stale;
+                // take it back and drop it (unless the worker took it meanwhile).
+                if let Ok(stale) = s.pending.try_recv() {
+                    s.in_flight -= 1;
+                    drop(stale);
+                    self.shared.stats.lock().unwrap().dropped += 1;
+                    gst::debug!(CAT, imp = self, "live: dropped a stale frame");
+                }
             }
             s.in_flight += 1;
             let reset = std::mem::take(&mut s.reset_history) || is_discont;
@@ -1009,7 +1020,7 @@ impl BaseTransformImpl for StyleTransfer {
         // Blocks while the window is full (not live): back-pressure to upstream.
         jobs.send(Job::Frame {
             buffer: inbuf,
-            info: Box::new(info),
+            info,
             params,
             reset_history: reset,
         })

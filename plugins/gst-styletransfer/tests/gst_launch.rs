@@ -132,6 +132,10 @@ fn python_applications_use_it_through_gobject_introspection() {
     // Debian's python3-gi belongs to the system interpreter (scripts/setup.sh installs it).
     let out = run("/usr/bin/python3", &[script.to_str().unwrap(), &m, "12"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(stdout.trim(), "provider=cpu frames=12");
 }
