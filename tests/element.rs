@@ -93,6 +93,38 @@ fn engine_output(rel: &str, extra: &[(&str, Vec<f32>)]) -> Vec<u8> {
     rgb
 }
 
+/// The engine's output for packed RGB pixels of the test picture's size.
+fn engine_output_of(rgb: &[u8]) -> Vec<u8> {
+    let mut px = rgb.to_vec();
+    let opts = EngineOptions {
+        provider: Provider::Cpu,
+        threads: 1,
+        ..Default::default()
+    };
+    let mut s = Stylizer::load(
+        &data().join(GAN),
+        &SpecOverrides::default(),
+        &opts,
+        StylizerOptions::default(),
+    )
+    .unwrap();
+    let mut f = FrameMut::new(&mut px, 61, 47, 61 * 3, PixelFormat::Rgb).unwrap();
+    s.process(&mut f, 1.0).unwrap();
+    px
+}
+
+fn buffer_of(rgb: &[u8], i: u64, discont: bool) -> gst::Buffer {
+    let mut b = gst::Buffer::from_mut_slice(padded(61, 47, rgb));
+    {
+        let b = b.get_mut().unwrap();
+        b.set_pts(gst::ClockTime::from_mseconds(i * 33));
+        if discont {
+            b.set_flags(gst::BufferFlags::DISCONT);
+        }
+    }
+    b
+}
+
 fn pull_all(h: &mut Harness, n: usize) -> Vec<gst::Buffer> {
     assert!(h.push_event(gst::event::Eos::new()));
     (0..n)
@@ -166,6 +198,34 @@ fn temporal_ema_blends_and_weight_zero_is_per_frame() {
     assert_eq!(bytes(&out[0]), styled, "first frame has no history");
     assert_eq!(bytes(&out[1]), styled, "weight 0 is per-frame");
     assert_ne!(styled, orig);
+}
+
+#[test]
+fn temporal_ema_blends_with_the_previous_output_and_discont_resets_it() {
+    let (_, _, x) = load_rgb(&data().join("input.png"));
+    let y: Vec<u8> = x.iter().map(|v| 255 - v).collect();
+    let (sx, sy) = (engine_output_of(&x), engine_output_of(&y));
+    let mut h = harness(&[
+        ("model", &model(GAN)),
+        ("temporal", "ema"),
+        ("temporal-weight", "0.5"),
+    ]);
+    h.push(buffer_of(&x, 0, false)).unwrap();
+    h.push(buffer_of(&y, 1, false)).unwrap();
+    h.push(buffer_of(&y, 2, true)).unwrap();
+    let out = pull_all(&mut h, 3);
+    assert_eq!(bytes(&out[0]), sx);
+    let blended: Vec<u8> = sy
+        .iter()
+        .zip(&sx)
+        .map(|(&cur, &prev)| {
+            let (c, p) = (cur as f32, prev as f32);
+            ((c + 0.5 * (p - c)) + 0.5).clamp(0.0, 255.0) as u8
+        })
+        .collect();
+    assert_ne!(sx, sy);
+    assert_eq!(bytes(&out[1]), blended, "half of the previous output");
+    assert_eq!(bytes(&out[2]), sy, "DISCONT resets the history");
 }
 
 #[test]
@@ -371,6 +431,10 @@ fn start_stop_storm() {
         while st.property::<u64>("frames-processed") == 0 {
             assert!(w.elapsed() < Duration::from_secs(10), "cycle {i}: no frame");
             std::thread::sleep(Duration::from_millis(1));
+        }
+        if i % 10 == 5 {
+            // A model swap racing the shutdown.
+            st.set_property("model", model("models/nhwc_unit_fp16.onnx"));
         }
         pipeline.set_state(gst::State::Null).unwrap();
     }

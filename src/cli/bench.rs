@@ -108,11 +108,39 @@ fn bench_engine(
     })
 }
 
+struct ElementResult {
+    fps: f64,
+    provider: String,
+    /// Time from a frame entering the element to leaving it: p50 and p95, ms.
+    latency_p50_ms: f64,
+    latency_p95_ms: f64,
+}
+
+/// Records the instant each frame passes a pad, by frame index (PTS / 33 ms).
+fn stamp_probe(pad: &gst::Pad, slots: std::sync::Arc<std::sync::Mutex<Vec<Option<Instant>>>>) {
+    pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+        if let Some(pts) = info.buffer().and_then(|b| b.pts()) {
+            let i = (pts.mseconds() / 33) as usize;
+            if let Some(slot) = slots.lock().unwrap().get_mut(i) {
+                *slot = Some(Instant::now());
+            }
+        }
+        gst::PadProbeReturn::Ok
+    });
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    sorted[((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1]
+}
+
 fn bench_element(
     config: &super::common::ModelConfig,
     template: &OwnedFrame,
     frames: u32,
-) -> Result<(f64, String)> {
+) -> Result<ElementResult> {
     stylize::element::register_static()?;
     let (w, h) = (template.width(), template.height());
     let caps = gst_video::VideoInfo::builder(gst_video::VideoFormat::Rgbx, w as u32, h as u32)
@@ -161,6 +189,10 @@ fn bench_element(
             b
         })
         .collect();
+    let entered = std::sync::Arc::new(std::sync::Mutex::new(vec![None; total as usize]));
+    let left = std::sync::Arc::new(std::sync::Mutex::new(vec![None; total as usize]));
+    stamp_probe(&st.static_pad("sink").context("sink pad")?, entered.clone());
+    stamp_probe(&st.static_pad("src").context("src pad")?, left.clone());
     pipeline.set_state(gst::State::Playing)?;
     let feeder = {
         let appsrc = appsrc.clone();
@@ -192,7 +224,20 @@ fn bench_element(
     }
     // Skip the warm-up frames, as the engine measurement does.
     let span = stamps[total as usize - 1] - stamps[2];
-    Ok(((total - 3) as f64 / span.as_secs_f64(), provider))
+    let (entered, left) = (entered.lock().unwrap(), left.lock().unwrap());
+    let mut lat: Vec<f64> = entered
+        .iter()
+        .zip(left.iter())
+        .skip(3)
+        .filter_map(|(a, b)| Some((b.as_ref()?.duration_since(*a.as_ref()?)).as_secs_f64() * 1e3))
+        .collect();
+    lat.sort_by(f64::total_cmp);
+    Ok(ElementResult {
+        fps: (total - 3) as f64 / span.as_secs_f64(),
+        provider,
+        latency_p50_ms: percentile(&lat, 0.5),
+        latency_p95_ms: percentile(&lat, 0.95),
+    })
 }
 
 /// Runs `stylize bench`.
@@ -206,11 +251,13 @@ pub fn run(args: BenchArgs) -> Result<()> {
     for (w, h) in resolutions {
         let template = test_frame(w, h);
         let e = bench_engine(&config, &template, args.frames)?;
-        let (element_fps, element_provider) = bench_element(&config, &template, args.frames)?;
+        let el = bench_element(&config, &template, args.frames)?;
+        let element_fps = el.fps;
         let row = json!({
             "resolution": format!("{w}x{h}"),
             "provider": e.provider,
-            "element_provider": element_provider,
+            "element_provider": el.provider,
+            "element_latency_ms": { "p50": el.latency_p50_ms, "p95": el.latency_p95_ms },
             "stages_ms": {
                 "to_tensor": e.to_tensor_ms,
                 "inference": e.inference_ms,
@@ -223,14 +270,16 @@ pub fn run(args: BenchArgs) -> Result<()> {
         });
         if !args.json {
             println!(
-                "{w}x{h} on {}: engine {:.1} fps (to tensor {:.2} ms, inference {:.2} ms, to frame {:.2} ms), element {:.1} fps = {:.0}% of engine",
+                "{w}x{h} on {}: engine {:.1} fps (to tensor {:.2} ms, inference {:.2} ms, to frame {:.2} ms), element {:.1} fps = {:.0}% of engine, element latency p50 {:.1} ms p95 {:.1} ms",
                 e.provider,
                 e.fps,
                 e.to_tensor_ms,
                 e.inference_ms,
                 e.to_frame_ms,
                 element_fps,
-                100.0 * element_fps / e.fps
+                100.0 * element_fps / e.fps,
+                el.latency_p50_ms,
+                el.latency_p95_ms
             );
         }
         rows.push(row);

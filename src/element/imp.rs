@@ -22,6 +22,7 @@ use gst_base::prelude::*;
 use gst_base::subclass::base_transform::GenerateOutputSuccess;
 use gst_base::subclass::prelude::*;
 use gst_video::prelude::*;
+use gst_video::subclass::prelude::*;
 use gst_video::{VideoFormat, VideoInfo};
 
 use super::{ProviderProp, Temporal};
@@ -508,7 +509,7 @@ impl StyleTransfer {
 impl ObjectSubclass for StyleTransfer {
     const NAME: &'static str = "GstStyleTransfer";
     type Type = super::StyleTransfer;
-    type ParentType = gst_base::BaseTransform;
+    type ParentType = gst_video::VideoFilter;
 }
 
 fn mutable_note(playing: bool) -> &'static str {
@@ -876,61 +877,6 @@ impl BaseTransformImpl for StyleTransfer {
         Ok(())
     }
 
-    fn set_caps(&self, incaps: &gst::Caps, outcaps: &gst::Caps) -> Result<(), gst::LoggableError> {
-        let info = VideoInfo::from_caps(incaps)
-            .map_err(|_| gst::loggable_error!(CAT, "cannot parse caps {incaps}"))?;
-        let format = pixel_format(info.format())
-            .ok_or_else(|| gst::loggable_error!(CAT, "unsupported format {:?}", info.format()))?;
-        if incaps != outcaps {
-            return Err(gst::loggable_error!(CAT, "input and output caps differ"));
-        }
-        // Frames of the old caps leave before the new caps take effect.
-        if self.drain().is_err() {
-            return Err(gst::loggable_error!(
-                CAT,
-                "cannot drain before a caps change"
-            ));
-        }
-        let (w, h) = (info.width() as usize, info.height() as usize);
-        let jobs = match self.state.lock().unwrap().as_ref() {
-            Some(s) => s.jobs.clone(),
-            None => return Err(gst::loggable_error!(CAT, "not started")),
-        };
-        // A model that cannot take these frames fails negotiation, with the reason on the bus.
-        let (reply_tx, reply_rx) = bounded(1);
-        let probed = jobs
-            .send(Job::Probe {
-                width: w,
-                height: h,
-                format,
-                reply: reply_tx,
-            })
-            .map_err(|_| "the worker has stopped".to_string())
-            .and_then(|_| {
-                reply_rx
-                    .recv()
-                    .map_err(|_| "the worker has stopped".to_string())?
-            });
-        if let Err(e) = probed {
-            gst::element_imp_error!(
-                self,
-                gst::CoreError::Negotiation,
-                ["the model cannot take {w}x{h} {format} frames: {e}"]
-            );
-            return Err(gst::loggable_error!(
-                CAT,
-                "model refused {w}x{h} {format}: {e}"
-            ));
-        }
-        *self.shared.frame_size.lock().unwrap() = Some((w, h, format));
-        if let Some(s) = self.state.lock().unwrap().as_mut() {
-            s.info = Some(info);
-            s.reset_history = true;
-        }
-        gst::debug!(CAT, imp = self, "caps {incaps}");
-        Ok(())
-    }
-
     fn sink_event(&self, event: gst::Event) -> bool {
         use gst::EventView;
         match event.view() {
@@ -1057,6 +1003,68 @@ impl BaseTransformImpl for StyleTransfer {
                 Err(gst::FlowError::Error)
             }
         }
+    }
+}
+
+impl VideoFilterImpl for StyleTransfer {
+    fn set_info(
+        &self,
+        incaps: &gst::Caps,
+        in_info: &VideoInfo,
+        outcaps: &gst::Caps,
+        _out_info: &VideoInfo,
+    ) -> Result<(), gst::LoggableError> {
+        let info = in_info.clone();
+        let format = pixel_format(info.format())
+            .ok_or_else(|| gst::loggable_error!(CAT, "unsupported format {:?}", info.format()))?;
+        if incaps != outcaps {
+            return Err(gst::loggable_error!(CAT, "input and output caps differ"));
+        }
+        // Frames of the old caps leave before the new caps take effect.
+        if self.drain().is_err() {
+            return Err(gst::loggable_error!(
+                CAT,
+                "cannot drain before a caps change"
+            ));
+        }
+        let (w, h) = (info.width() as usize, info.height() as usize);
+        let jobs = match self.state.lock().unwrap().as_ref() {
+            Some(s) => s.jobs.clone(),
+            None => return Err(gst::loggable_error!(CAT, "not started")),
+        };
+        // A model that cannot take these frames fails negotiation, with the reason on the bus.
+        let (reply_tx, reply_rx) = bounded(1);
+        let probed = jobs
+            .send(Job::Probe {
+                width: w,
+                height: h,
+                format,
+                reply: reply_tx,
+            })
+            .map_err(|_| "the worker has stopped".to_string())
+            .and_then(|_| {
+                reply_rx
+                    .recv()
+                    .map_err(|_| "the worker has stopped".to_string())?
+            });
+        if let Err(e) = probed {
+            gst::element_imp_error!(
+                self,
+                gst::CoreError::Negotiation,
+                ["the model cannot take {w}x{h} {format} frames: {e}"]
+            );
+            return Err(gst::loggable_error!(
+                CAT,
+                "model refused {w}x{h} {format}: {e}"
+            ));
+        }
+        *self.shared.frame_size.lock().unwrap() = Some((w, h, format));
+        if let Some(s) = self.state.lock().unwrap().as_mut() {
+            s.info = Some(info);
+            s.reset_history = true;
+        }
+        gst::debug!(CAT, imp = self, "caps {incaps}");
+        Ok(())
     }
 }
 

@@ -17,7 +17,7 @@ use gst::prelude::*;
 glib::wrapper! {
     /// Applies an ONNX style-transfer generator to video frames.
     pub struct StyleTransfer(ObjectSubclass<imp::StyleTransfer>)
-        @extends gst_base::BaseTransform, gst::Element, gst::Object;
+        @extends gst_video::VideoFilter, gst_base::BaseTransform, gst::Element, gst::Object;
 }
 
 /// How successive stylised frames are blended over time.
