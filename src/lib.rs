@@ -9,6 +9,7 @@
 #![warn(missing_docs)]
 
 pub mod catalog;
+pub mod convert;
 pub mod element;
 pub mod engine;
 pub mod frame;

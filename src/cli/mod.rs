@@ -2,6 +2,7 @@
 
 mod bench;
 mod common;
+mod convert;
 mod doctor;
 mod image;
 mod models;
@@ -31,6 +32,10 @@ enum Command {
     ///
     /// Example: stylize image photo.jpg out.png --model models/starry_night.onnx
     Image(image::ImageArgs),
+    /// Stylise video files, keeping their sound.
+    ///
+    /// Example: stylize convert in.mp4 out.mp4 --model starry_night --preview sheet.png
+    Convert(convert::ConvertArgs),
     /// List the shipped models and their cards.
     Models(models::ModelsArgs),
     /// Check ONNX Runtime, its providers, the GPU, GStreamer and cameras.
@@ -72,6 +77,10 @@ fn exit_code(e: &anyhow::Error) -> u8 {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Convert(a) => match convert::run(a) {
+            Ok(code) => return ExitCode::from(code),
+            Err(e) => Err(e),
+        },
         Command::Image(a) => image::run(a),
         Command::Models(a) => models::run(a),
         Command::Doctor(a) => doctor::run(a),

@@ -1,0 +1,829 @@
+//! Offline video conversion: decode any input GStreamer can read, stylise the video with the
+//! `styletransfer` element, keep the sound (copied when the output container takes it,
+//! re-encoded when not), encode and mux by the output's extension.
+//!
+//! ```text
+//! filesrc ! decodebin3 ─ video ─ videoflip(auto) ! videoconvert ! [videoscale] ! styletransfer
+//!                     │          ! videoconvert ! encoder ! parser ! mux ! filesink
+//!                     └ audio ─ (copy | audioconvert ! audioresample ! encoder) ─┘
+//! ```
+//!
+//! `--start`, `--duration` and `--frames` cut by timestamp on the decoded streams (a pad
+//! offset makes the output start at zero), so no seek and no preroll round-trip through the
+//! encoder is needed.
+
+mod preview;
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use gst::prelude::*;
+
+pub use preview::PreviewSheet;
+
+/// Output containers, chosen by the output file's extension.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Container {
+    /// `.mp4`
+    Mp4,
+    /// `.mkv`
+    Mkv,
+    /// `.webm`
+    Webm,
+    /// `.mov`
+    Mov,
+}
+
+impl Container {
+    /// The container for a path's extension.
+    pub fn from_path(path: &Path) -> Option<Container> {
+        match path.extension()?.to_str()?.to_ascii_lowercase().as_str() {
+            "mp4" | "m4v" => Some(Container::Mp4),
+            "mkv" => Some(Container::Mkv),
+            "webm" => Some(Container::Webm),
+            "mov" => Some(Container::Mov),
+            _ => None,
+        }
+    }
+    /// File extension.
+    pub fn extension(self) -> &'static str {
+        match self {
+            Container::Mp4 => "mp4",
+            Container::Mkv => "mkv",
+            Container::Webm => "webm",
+            Container::Mov => "mov",
+        }
+    }
+    fn muxer(self) -> &'static str {
+        match self {
+            Container::Mp4 => "mp4mux",
+            Container::Mkv => "matroskamux",
+            Container::Webm => "webmmux",
+            Container::Mov => "qtmux",
+        }
+    }
+    /// The codec a container suits when none is asked for.
+    pub fn default_codec(self) -> Codec {
+        match self {
+            Container::Webm => Codec::Vp9,
+            _ => Codec::H264,
+        }
+    }
+    /// Whether the container can hold this video codec.
+    pub fn takes(self, codec: Codec) -> bool {
+        match self {
+            Container::Webm => matches!(codec, Codec::Vp9 | Codec::Av1),
+            Container::Mkv => true,
+            Container::Mp4 | Container::Mov => true,
+        }
+    }
+    fn audio_encoder(self) -> &'static str {
+        match self {
+            Container::Webm => "opusenc",
+            _ => "avenc_aac",
+        }
+    }
+}
+
+/// Video codecs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Codec {
+    /// H.264 (x264).
+    H264,
+    /// H.265 (x265).
+    H265,
+    /// VP9 (libvpx).
+    Vp9,
+    /// AV1 (libaom).
+    Av1,
+}
+
+impl FromStr for Codec {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "h264" | "avc" => Ok(Codec::H264),
+            "h265" | "hevc" => Ok(Codec::H265),
+            "vp9" => Ok(Codec::Vp9),
+            "av1" => Ok(Codec::Av1),
+            _ => Err(format!(
+                "--codec: '{s}' is not a codec (expected h264, h265, vp9 or av1)"
+            )),
+        }
+    }
+}
+
+impl Codec {
+    /// Name as `--codec` takes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Codec::H264 => "h264",
+            Codec::H265 => "h265",
+            Codec::Vp9 => "vp9",
+            Codec::Av1 => "av1",
+        }
+    }
+    /// Valid `--quality` values (lower is better for all four).
+    pub fn quality_range(self) -> (u32, u32) {
+        match self {
+            Codec::H264 | Codec::H265 => (0, 51),
+            Codec::Vp9 | Codec::Av1 => (0, 63),
+        }
+    }
+    fn default_quality(self) -> u32 {
+        match self {
+            Codec::H264 => 20,
+            Codec::H265 => 24,
+            Codec::Vp9 => 32,
+            Codec::Av1 => 34,
+        }
+    }
+}
+
+/// Rate control.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rate {
+    /// Constant quality (CRF-like); lower is better.
+    Quality(u32),
+    /// Average bitrate in kbit/s.
+    Bitrate(u32),
+}
+
+/// Settings of the `styletransfer` element for a conversion.
+#[derive(Debug, Clone, Default)]
+pub struct StyleSettings {
+    /// Property name → value as text (`gst::Object::set_property_from_str`).
+    pub properties: Vec<(String, String)>,
+}
+
+/// What to convert and how.
+#[derive(Debug, Clone)]
+pub struct ConvertOptions {
+    /// Element properties (model, provider, strength, ...).
+    pub style: StyleSettings,
+    /// Video codec (default: what the container suits).
+    pub codec: Option<Codec>,
+    /// Rate control (default: the codec's default quality).
+    pub rate: Option<Rate>,
+    /// Output size (default: the input's).
+    pub size: Option<(u32, u32)>,
+    /// Skip this much of the input.
+    pub start: Option<Duration>,
+    /// Convert at most this much.
+    pub duration: Option<Duration>,
+    /// Convert at most this many video frames.
+    pub frames: Option<u64>,
+    /// Write a side-by-side sheet of a few frames here.
+    pub preview: Option<PathBuf>,
+}
+
+/// Why a conversion failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ConvertError {
+    /// The input is missing, not a video, or broken.
+    #[error("input {path}: {reason}")]
+    Input {
+        /// The input file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The options cannot work (e.g. a codec the container cannot hold).
+    #[error("{0}")]
+    Options(String),
+    /// The style model could not be used.
+    #[error("style model: {0}")]
+    Model(String),
+    /// Encoding, muxing or writing failed.
+    #[error("conversion failed: {0}")]
+    Failed(String),
+    /// Stopped by the caller (Ctrl-C).
+    #[error("interrupted")]
+    Interrupted,
+}
+
+impl ConvertError {
+    /// Whether the error is the input's or the options' fault (as opposed to a failure).
+    pub fn is_bad_input(&self) -> bool {
+        matches!(
+            self,
+            ConvertError::Input { .. } | ConvertError::Options(_) | ConvertError::Model(_)
+        )
+    }
+}
+
+/// Progress of a running conversion.
+#[derive(Debug, Clone, Copy)]
+pub struct Progress {
+    /// Video frames written.
+    pub frames: u64,
+    /// Frames expected in all, when known.
+    pub total: Option<u64>,
+    /// Time since the conversion started.
+    pub elapsed: Duration,
+}
+
+/// What a conversion did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Summary {
+    /// Video frames written.
+    pub frames: u64,
+    /// Duration of the output's video, seconds.
+    pub duration_s: f64,
+    /// Wall time, seconds.
+    pub wall_s: f64,
+    /// Frames per second of the conversion.
+    pub fps: f64,
+    /// The provider that ran the model.
+    pub provider: String,
+    /// The model that ran.
+    pub model: String,
+    /// Video codec written.
+    pub codec: String,
+    /// `copied`, `re-encoded (...)` or `none`.
+    pub audio: String,
+    /// Mean and p95 time to stylise one frame, ms.
+    pub stylize_ms_mean: f64,
+    /// p95 of the time to stylise one frame, ms.
+    pub stylize_ms_p95: f64,
+}
+
+/// A queue deep enough for an encoder's lookahead (x264 holds ~40 frames): the other
+/// stream must be able to run ahead by that much, or the muxer and the demuxer deadlock.
+fn deep_queue() -> Result<gst::Element, String> {
+    let q = gst::ElementFactory::make("queue")
+        .build()
+        .map_err(|e| e.to_string())?;
+    q.set_property("max-size-buffers", 0u32);
+    q.set_property("max-size-bytes", 0u32);
+    q.set_property("max-size-time", 10 * gst::ClockTime::SECOND.nseconds());
+    Ok(q)
+}
+
+fn make(factory: &str) -> Result<gst::Element, ConvertError> {
+    gst::ElementFactory::make(factory).build().map_err(|_| {
+        ConvertError::Failed(format!(
+            "GStreamer element '{factory}' is missing (run scripts/setup.sh; `stylize doctor` lists what is missing)"
+        ))
+    })
+}
+
+fn video_encoder(codec: Codec, rate: Rate) -> Result<Vec<gst::Element>, ConvertError> {
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get() as u32)
+        .unwrap_or(2);
+    Ok(match codec {
+        Codec::H264 => {
+            let e = make("x264enc")?;
+            match rate {
+                Rate::Quality(q) => {
+                    e.set_property_from_str("pass", "qual");
+                    e.set_property("quantizer", q);
+                }
+                Rate::Bitrate(k) => e.set_property("bitrate", k),
+            }
+            vec![e, make("h264parse")?]
+        }
+        Codec::H265 => {
+            let e = make("x265enc")?;
+            match rate {
+                Rate::Quality(q) => e.set_property("option-string", format!("crf={q}")),
+                Rate::Bitrate(k) => e.set_property("bitrate", k),
+            }
+            vec![e, make("h265parse")?]
+        }
+        Codec::Vp9 => {
+            let e = make("vp9enc")?;
+            e.set_property("deadline", 1i64);
+            e.set_property("cpu-used", 4i32);
+            e.set_property("threads", threads as i32);
+            e.set_property("row-mt", true);
+            match rate {
+                Rate::Quality(q) => {
+                    e.set_property_from_str("end-usage", "cq");
+                    e.set_property("cq-level", q as i32);
+                    e.set_property("target-bitrate", 20_000_000i32);
+                }
+                Rate::Bitrate(k) => e.set_property("target-bitrate", (k * 1000) as i32),
+            }
+            vec![e]
+        }
+        Codec::Av1 => {
+            let e = make("av1enc")?;
+            e.set_property("cpu-used", 8i32);
+            e.set_property("threads", threads);
+            e.set_property("row-mt", true);
+            match rate {
+                Rate::Quality(q) => {
+                    e.set_property_from_str("end-usage", "q");
+                    e.set_property("min-quantizer", q);
+                    e.set_property("max-quantizer", q);
+                }
+                Rate::Bitrate(k) => e.set_property("target-bitrate", k),
+            }
+            vec![e, make("av1parse")?]
+        }
+    })
+}
+
+/// Caps that decodebin3 should hand over still encoded, so that audio can be copied.
+fn passthrough_caps() -> gst::Caps {
+    gst::Caps::from_str(
+        "video/x-raw(ANY); audio/x-raw(ANY); audio/mpeg; audio/x-opus; audio/x-vorbis; \
+         audio/x-ac3; audio/x-eac3; audio/x-flac; audio/x-alac",
+    )
+    .expect("valid caps")
+}
+
+/// Cut points shared by the stream probes.
+struct Cut {
+    /// Frame rate of the video, known at its first buffer.
+    frame_rate: Mutex<Option<gst::Fraction>>,
+    start: gst::ClockTime,
+    /// End in input time; set from --duration, or from --frames once the frame rate is known.
+    end: Mutex<Option<gst::ClockTime>>,
+    max_frames: Option<u64>,
+    video_frames: AtomicU64,
+}
+
+impl Cut {
+    fn end(&self) -> Option<gst::ClockTime> {
+        *self.end.lock().unwrap()
+    }
+
+    /// Reads the frame rate from the negotiated caps and, with --frames, turns the frame
+    /// count into an end time, so that the sound stops with the last frame.
+    fn learn_frame_rate(&self, pad: &gst::Pad, first_pts: Option<gst::ClockTime>) {
+        let Some(fps) = pad
+            .current_caps()
+            .and_then(|c| c.structure(0)?.get::<gst::Fraction>("framerate").ok())
+        else {
+            return;
+        };
+        *self.frame_rate.lock().unwrap() = Some(fps);
+        if let (Some(n), true) = (self.max_frames, fps.numer() > 0) {
+            // Counted from the first frame kept: streams need not start at zero.
+            let base = first_pts.map_or(self.start, |p| p.max(self.start));
+            let frames_end = base
+                + gst::ClockTime::SECOND
+                    .mul_div_floor(n * fps.denom() as u64, fps.numer() as u64)
+                    .unwrap_or(gst::ClockTime::ZERO);
+            let mut end = self.end.lock().unwrap();
+            *end = Some(end.map_or(frames_end, |e| e.min(frames_end)));
+        }
+    }
+}
+
+/// Drops buffers before the start, and ends the stream at the end (and, for video, after
+/// the last frame asked for). The pad offset makes the kept part start at zero.
+fn add_cut_probe(pad: &gst::Pad, cut: Arc<Cut>, video: bool) {
+    if cut.start > gst::ClockTime::ZERO {
+        pad.set_offset(-(cut.start.nseconds() as i64));
+    }
+    let ended = AtomicBool::new(false);
+    pad.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
+        if ended.load(Ordering::SeqCst) {
+            return gst::PadProbeReturn::Drop;
+        }
+        let Some(buf) = info.buffer() else {
+            return gst::PadProbeReturn::Ok;
+        };
+        if video && cut.frame_rate.lock().unwrap().is_none() {
+            cut.learn_frame_rate(pad, buf.pts());
+        }
+        let pts = buf.pts();
+        if let Some(pts) = pts {
+            let end = pts + buf.duration().unwrap_or(gst::ClockTime::ZERO);
+            if end <= cut.start && buf.duration().is_some()
+                || pts < cut.start && buf.duration().is_none()
+            {
+                return gst::PadProbeReturn::Drop;
+            }
+        }
+        let past_end = match (pts, cut.end()) {
+            (Some(p), Some(e)) => p >= e,
+            _ => false,
+        };
+        let too_many = video
+            && cut
+                .max_frames
+                .is_some_and(|m| cut.video_frames.load(Ordering::SeqCst) >= m);
+        if past_end || too_many {
+            ended.store(true, Ordering::SeqCst);
+            let pad = pad.clone();
+            // EOS from another thread: this one holds the stream lock.
+            std::thread::spawn(move || {
+                pad.send_event(gst::event::Eos::new());
+            });
+            return gst::PadProbeReturn::Drop;
+        }
+        if video {
+            cut.video_frames.fetch_add(1, Ordering::SeqCst);
+        }
+        gst::PadProbeReturn::Ok
+    });
+}
+
+/// Converts `input` into `output` (the caller's temporary path; its extension picks the
+/// container via `container`). Calls `progress` about twice a second; stops promptly when
+/// `cancel` becomes true.
+pub fn convert(
+    input: &Path,
+    output: &Path,
+    container: Container,
+    options: &ConvertOptions,
+    cancel: &AtomicBool,
+    mut progress: impl FnMut(Progress),
+) -> Result<Summary, ConvertError> {
+    let bad = |reason: String| ConvertError::Input {
+        path: input.to_path_buf(),
+        reason,
+    };
+    match std::fs::metadata(input) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(bad("no such file".into()));
+        }
+        Err(e) => return Err(bad(format!("cannot read: {e}"))),
+        Ok(m) if m.is_dir() => return Err(bad("is a directory".into())),
+        Ok(m) if m.len() == 0 => return Err(bad("the file is empty".into())),
+        Ok(_) => {}
+    }
+    crate::element::register_static().map_err(|e| ConvertError::Failed(e.to_string()))?;
+    let codec = options.codec.unwrap_or(container.default_codec());
+    if !container.takes(codec) {
+        return Err(ConvertError::Options(format!(
+            "a .{} file cannot hold {} video (use vp9 or av1, or another container)",
+            container.extension(),
+            codec.as_str()
+        )));
+    }
+    let rate = options
+        .rate
+        .unwrap_or(Rate::Quality(codec.default_quality()));
+
+    let pipeline = gst::Pipeline::new();
+    let src = make("filesrc")?;
+    src.set_property("location", input.to_string_lossy().to_string());
+    let decode = make("decodebin3")?;
+    decode.set_property("caps", passthrough_caps());
+    let mux = make(container.muxer())?;
+    let sink = make("filesink")?;
+    sink.set_property("location", output.to_string_lossy().to_string());
+    pipeline
+        .add_many([&src, &decode, &mux, &sink])
+        .map_err(|e| ConvertError::Failed(e.to_string()))?;
+    src.link(&decode)
+        .map_err(|e| ConvertError::Failed(e.to_string()))?;
+    mux.link(&sink)
+        .map_err(|e| ConvertError::Failed(e.to_string()))?;
+
+    // The video branch, built now so that a model error shows before anything runs.
+    let flip = make("videoflip")?;
+    flip.set_property_from_str("video-direction", "auto");
+    let convert_in = make("videoconvert")?;
+    let mut video_chain = vec![flip, convert_in];
+    if let Some((w, h)) = options.size {
+        video_chain.push(make("videoscale")?);
+        let caps = make("capsfilter")?;
+        caps.set_property(
+            "caps",
+            gst::Caps::builder("video/x-raw")
+                .field("width", w as i32)
+                .field("height", h as i32)
+                .field("pixel-aspect-ratio", gst::Fraction::new(1, 1))
+                .build(),
+        );
+        video_chain.push(caps);
+    }
+    let style = make("styletransfer")?;
+    for (k, v) in &options.style.properties {
+        style.set_property_from_str(k, v);
+    }
+    video_chain.push(style.clone());
+    video_chain.push(make("videoconvert")?);
+    // 4:2:0, which every player decodes (x264 would otherwise pick 4:4:4 from RGB).
+    let i420 = make("capsfilter")?;
+    i420.set_property(
+        "caps",
+        gst::Caps::builder("video/x-raw")
+            .field("format", "I420")
+            .build(),
+    );
+    video_chain.push(i420);
+    video_chain.extend(video_encoder(codec, rate)?);
+    let video_queue = deep_queue().map_err(ConvertError::Failed)?;
+    video_chain.push(video_queue);
+    pipeline
+        .add_many(&video_chain)
+        .map_err(|e| ConvertError::Failed(e.to_string()))?;
+    gst::Element::link_many(&video_chain).map_err(|e| ConvertError::Failed(e.to_string()))?;
+    let video_out = video_chain.last().expect("non-empty").clone();
+    let video_mux_pad = mux
+        .request_pad_simple("video_%u")
+        .ok_or_else(|| ConvertError::Failed("the muxer has no video pad".into()))?;
+    video_out
+        .static_pad("src")
+        .expect("queue has src")
+        .link(&video_mux_pad)
+        .map_err(|e| ConvertError::Failed(format!("video into the muxer: {e}")))?;
+
+    // Frame counting and the preview sheet, around the style element.
+    let frames_out = Arc::new(AtomicU64::new(0));
+    let fo = frames_out.clone();
+    style
+        .static_pad("src")
+        .expect("src pad")
+        .add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+            fo.fetch_add(1, Ordering::SeqCst);
+            gst::PadProbeReturn::Ok
+        });
+    let sheet = options
+        .preview
+        .as_ref()
+        .map(|_| PreviewSheet::attach(&style));
+
+    let cut = Arc::new(Cut {
+        start: gst::ClockTime::from_nseconds(options.start.unwrap_or_default().as_nanos() as u64),
+        end: Mutex::new(options.duration.map(|d| {
+            gst::ClockTime::from_nseconds((options.start.unwrap_or_default() + d).as_nanos() as u64)
+        })),
+        max_frames: options.frames,
+        video_frames: AtomicU64::new(0),
+        frame_rate: Mutex::new(None),
+    });
+    let audio_mode = Arc::new(Mutex::new(String::from("none")));
+    let link_error = Arc::new(Mutex::new(None::<String>));
+    let video_linked = Arc::new(AtomicBool::new(false));
+    {
+        let pipeline_weak = pipeline.downgrade();
+        let video_sink = video_chain[0].static_pad("sink").expect("sink pad");
+        let mux = mux.clone();
+        let cut = cut.clone();
+        let audio_mode = audio_mode.clone();
+        let link_error = link_error.clone();
+        let video_linked = video_linked.clone();
+        decode.connect_pad_added(move |_, pad| {
+            let Some(pipeline) = pipeline_weak.upgrade() else {
+                return;
+            };
+            let caps = pad.current_caps().unwrap_or_else(|| pad.query_caps(None));
+            let Some(s) = caps.structure(0) else { return };
+            let name = s.name().to_string();
+            if name.starts_with("video/") {
+                if video_linked.swap(true, Ordering::SeqCst) {
+                    return; // one video stream
+                }
+                add_cut_probe(pad, cut.clone(), true);
+                if let Err(e) = pad.link(&video_sink) {
+                    *link_error.lock().unwrap() = Some(format!("cannot link the video: {e:?}"));
+                }
+            } else if name.starts_with("audio/") {
+                if *audio_mode.lock().unwrap() != "none" {
+                    return; // one audio stream
+                }
+                match link_audio(&pipeline, pad, &caps, &mux, container) {
+                    Ok(mode) => {
+                        add_cut_probe(pad, cut.clone(), false);
+                        *audio_mode.lock().unwrap() = mode;
+                    }
+                    Err(e) => *link_error.lock().unwrap() = Some(e),
+                }
+            }
+        });
+    }
+
+    let started = Instant::now();
+    let bus = pipeline.bus().expect("pipeline has a bus");
+    let classify = |msg: &gst::message::Error| -> ConvertError {
+        let from = msg
+            .src()
+            .map(|s| s.path_string().to_string())
+            .unwrap_or_default();
+        let text = msg.error().to_string();
+        let debug = msg.debug().map(|d| d.to_string()).unwrap_or_default();
+        if from.contains("styletransfer") {
+            ConvertError::Model(text)
+        } else if from.contains("decodebin")
+            || from.contains("filesrc")
+            || from.contains("typefind")
+        {
+            let reason = if text.contains("Could not determine type") {
+                "not a video file GStreamer can decode".to_string()
+            } else {
+                format!("{text} (the file may be truncated or corrupt)")
+            };
+            ConvertError::Input {
+                path: input.to_path_buf(),
+                reason,
+            }
+        } else {
+            ConvertError::Failed(format!("{text} [{from}] {debug}"))
+        }
+    };
+    if let Err(e) = pipeline.set_state(gst::State::Playing) {
+        // The reason is on the bus.
+        let msg =
+            bus.timed_pop_filtered(gst::ClockTime::from_seconds(5), &[gst::MessageType::Error]);
+        let _ = pipeline.set_state(gst::State::Null);
+        return Err(match msg.as_ref().map(|m| m.view()) {
+            Some(gst::MessageView::Error(err)) => classify(err),
+            _ => ConvertError::Failed(format!("cannot start: {e}")),
+        });
+    }
+
+    let mut total: Option<u64> = options.frames;
+    let mut last_report = Instant::now();
+    let result = loop {
+        if cancel.load(Ordering::SeqCst) {
+            break Err(ConvertError::Interrupted);
+        }
+        if let Some(e) = link_error.lock().unwrap().take() {
+            break Err(ConvertError::Failed(e));
+        }
+        if let Some(msg) = bus.timed_pop(gst::ClockTime::from_mseconds(100)) {
+            match msg.view() {
+                gst::MessageView::Eos(_) => break Ok(()),
+                gst::MessageView::Error(err) => break Err(classify(err)),
+                gst::MessageView::StreamCollection(sc) => {
+                    let c = sc.stream_collection();
+                    let has_video = c
+                        .iter()
+                        .any(|s| s.stream_type().contains(gst::StreamType::VIDEO));
+                    if !has_video {
+                        break Err(bad("has no video stream".into()));
+                    }
+                }
+                _ => {}
+            }
+        }
+        if total.is_none()
+            && let (Some(d), Some(fps)) = (
+                pipeline.query_duration::<gst::ClockTime>(),
+                *cut.frame_rate.lock().unwrap(),
+            )
+            && fps.numer() > 0
+        {
+            let start = cut.start;
+            let end = cut.end().unwrap_or(d).min(d);
+            let span = end.saturating_sub(start);
+            total = Some(
+                (span.nseconds() as u128 * fps.numer() as u128
+                    / (fps.denom() as u128 * 1_000_000_000)) as u64,
+            );
+        }
+        if last_report.elapsed() >= Duration::from_millis(500) {
+            last_report = Instant::now();
+            progress(Progress {
+                frames: frames_out.load(Ordering::SeqCst),
+                total,
+                elapsed: started.elapsed(),
+            });
+        }
+    };
+    let provider = style.property::<String>("active-provider");
+    let model = style.property::<String>("active-model");
+    let mean = style.property::<f64>("mean-inference-ms");
+    let p95 = style.property::<f64>("p95-inference-ms");
+    let _ = pipeline.set_state(gst::State::Null);
+    result?;
+    let frames = frames_out.load(Ordering::SeqCst);
+    if frames == 0 {
+        return Err(bad("no video frames could be decoded".into()));
+    }
+    if let (Some(sheet), Some(path)) = (sheet, options.preview.as_ref()) {
+        sheet
+            .write(path)
+            .map_err(|e| ConvertError::Failed(format!("preview {}: {e}", path.display())))?;
+    }
+    let wall = started.elapsed().as_secs_f64();
+    let duration_s = cut
+        .frame_rate
+        .lock()
+        .unwrap()
+        .filter(|f| f.numer() > 0)
+        .map(|f| frames as f64 * f.denom() as f64 / f.numer() as f64)
+        .unwrap_or(0.0);
+    progress(Progress {
+        frames,
+        total: Some(frames),
+        elapsed: started.elapsed(),
+    });
+    let audio = audio_mode.lock().unwrap().clone();
+    Ok(Summary {
+        frames,
+        duration_s,
+        wall_s: wall,
+        fps: frames as f64 / wall,
+        provider,
+        model,
+        codec: codec.as_str().into(),
+        audio,
+        stylize_ms_mean: mean,
+        stylize_ms_p95: p95,
+    })
+}
+
+/// Links an audio pad to the muxer: as it is when the muxer takes its (compressed) format,
+/// else decoded and re-encoded. Returns `copied` or `re-encoded (...)`.
+fn link_audio(
+    pipeline: &gst::Pipeline,
+    pad: &gst::Pad,
+    caps: &gst::Caps,
+    mux: &gst::Element,
+    container: Container,
+) -> Result<String, String> {
+    let template = mux
+        .pad_template("audio_%u")
+        .ok_or("the muxer takes no audio")?;
+    let raw = caps
+        .structure(0)
+        .is_some_and(|s| s.name().as_str() == "audio/x-raw");
+    let queue = deep_queue()?;
+    let (chain, mode): (Vec<gst::Element>, String) = if !raw && template.caps().can_intersect(caps)
+    {
+        (vec![queue], "copied".to_string())
+    } else {
+        let mut chain = vec![queue];
+        if !raw {
+            chain.push(
+                gst::ElementFactory::make("decodebin")
+                    .build()
+                    .map_err(|e| e.to_string())?,
+            );
+        }
+        let tail: Vec<gst::Element> = ["audioconvert", "audioresample", container.audio_encoder()]
+            .iter()
+            .map(|f| {
+                gst::ElementFactory::make(f)
+                    .build()
+                    .map_err(|_| format!("GStreamer element '{f}' is missing"))
+            })
+            .collect::<Result<_, _>>()?;
+        let from = caps
+            .structure(0)
+            .map(|s| s.name().to_string())
+            .unwrap_or_default();
+        let mode = format!(
+            "re-encoded ({from} -> {})",
+            if container == Container::Webm {
+                "opus"
+            } else {
+                "aac"
+            }
+        );
+        if raw {
+            chain.extend(tail);
+            (chain, mode)
+        } else {
+            // decodebin's pad appears later: link the tail then.
+            let decodebin = chain[1].clone();
+            let tail_head = tail[0].static_pad("sink").expect("sink");
+            pipeline.add_many(&tail).map_err(|e| e.to_string())?;
+            gst::Element::link_many(&tail).map_err(|e| e.to_string())?;
+            let mux_pad = mux
+                .request_pad_simple("audio_%u")
+                .ok_or("the muxer has no audio pad")?;
+            tail.last()
+                .expect("non-empty")
+                .static_pad("src")
+                .expect("src")
+                .link(&mux_pad)
+                .map_err(|e| format!("{e:?}"))?;
+            decodebin.connect_pad_added(move |_, p| {
+                let _ = p.link(&tail_head);
+            });
+            for e in &tail {
+                let _ = e.sync_state_with_parent();
+            }
+            pipeline.add_many(&chain).map_err(|e| e.to_string())?;
+            gst::Element::link_many(&chain).map_err(|e| e.to_string())?;
+            for e in &chain {
+                e.sync_state_with_parent().map_err(|e| e.to_string())?;
+            }
+            pad.link(&chain[0].static_pad("sink").expect("sink"))
+                .map_err(|e| format!("{e:?}"))?;
+            return Ok(mode);
+        }
+    };
+    pipeline.add_many(&chain).map_err(|e| e.to_string())?;
+    gst::Element::link_many(&chain).map_err(|e| e.to_string())?;
+    let mux_pad = mux
+        .request_pad_simple("audio_%u")
+        .ok_or("the muxer has no audio pad")?;
+    chain
+        .last()
+        .expect("non-empty")
+        .static_pad("src")
+        .expect("src")
+        .link(&mux_pad)
+        .map_err(|e| format!("{e:?}"))?;
+    for e in &chain {
+        e.sync_state_with_parent().map_err(|e| e.to_string())?;
+    }
+    pad.link(&chain[0].static_pad("sink").expect("sink"))
+        .map_err(|e| format!("{e:?}"))?;
+    Ok(mode)
+}
