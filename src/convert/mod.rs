@@ -347,6 +347,8 @@ struct Cut {
     end: Mutex<Option<gst::ClockTime>>,
     max_frames: Option<u64>,
     video_frames: AtomicU64,
+    /// Signalled when the frame rate (and with --frames, the end) is known.
+    known: std::sync::Condvar,
 }
 
 impl Cut {
@@ -364,6 +366,7 @@ impl Cut {
             return;
         };
         *self.frame_rate.lock().unwrap() = Some(fps);
+        self.known.notify_all();
         if let (Some(n), true) = (self.max_frames, fps.numer() > 0) {
             // Counted from the first frame kept: streams need not start at zero.
             let base = first_pts.map_or(self.start, |p| p.max(self.start));
@@ -374,57 +377,98 @@ impl Cut {
             let mut end = self.end.lock().unwrap();
             *end = Some(end.map_or(frames_end, |e| e.min(frames_end)));
         }
+        self.known.notify_all();
+    }
+
+    /// With --frames, the sound must not run past the end before the video has said where
+    /// the end is: hold the sound until then (10 s at most, e.g. a file without video).
+    fn wait_for_end(&self) {
+        if self.max_frames.is_none() {
+            return;
+        }
+        let guard = self.frame_rate.lock().unwrap();
+        let _ = self
+            .known
+            .wait_timeout_while(guard, Duration::from_secs(10), |f| f.is_none());
     }
 }
 
 /// Drops buffers before the start, and ends the stream at the end (and, for video, after
-/// the last frame asked for). The pad offset makes the kept part start at zero.
+/// the last frame asked for). Kept buffers and the segment are moved back by the start, so
+/// encoders see an ordinary stream beginning at zero (a pad offset would leave their
+/// decode timestamps negative in running time, and muxers would lose the first frames).
 fn add_cut_probe(pad: &gst::Pad, cut: Arc<Cut>, video: bool) {
-    if cut.start > gst::ClockTime::ZERO {
-        pad.set_offset(-(cut.start.nseconds() as i64));
-    }
     let ended = AtomicBool::new(false);
-    pad.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
-        if ended.load(Ordering::SeqCst) {
-            return gst::PadProbeReturn::Drop;
-        }
-        let Some(buf) = info.buffer() else {
-            return gst::PadProbeReturn::Ok;
-        };
-        if video && cut.frame_rate.lock().unwrap().is_none() {
-            cut.learn_frame_rate(pad, buf.pts());
-        }
-        let pts = buf.pts();
-        if let Some(pts) = pts {
-            let end = pts + buf.duration().unwrap_or(gst::ClockTime::ZERO);
-            if end <= cut.start && buf.duration().is_some()
-                || pts < cut.start && buf.duration().is_none()
-            {
+    let shift = cut.start;
+    pad.add_probe(
+        gst::PadProbeType::BUFFER | gst::PadProbeType::EVENT_DOWNSTREAM,
+        move |pad, info| {
+            if let Some(gst::PadProbeData::Event(ev)) = &info.data {
+                if shift > gst::ClockTime::ZERO
+                    && let gst::EventView::Segment(seg) = ev.view()
+                    && let Some(seg) = seg.segment().downcast_ref::<gst::ClockTime>()
+                {
+                    let mut moved = seg.clone();
+                    moved.set_start(seg.start().map(|s| s.saturating_sub(shift)));
+                    moved.set_stop(seg.stop().map(|s| s.saturating_sub(shift)));
+                    moved.set_time(seg.time().map(|s| s.saturating_sub(shift)));
+                    moved.set_position(seg.position().map(|s| s.saturating_sub(shift)));
+                    let new = gst::event::Segment::builder(&moved)
+                        .seqnum(ev.seqnum())
+                        .build();
+                    info.data = Some(gst::PadProbeData::Event(new));
+                }
+                return gst::PadProbeReturn::Ok;
+            }
+            if ended.load(Ordering::SeqCst) {
                 return gst::PadProbeReturn::Drop;
             }
-        }
-        let past_end = match (pts, cut.end()) {
-            (Some(p), Some(e)) => p >= e,
-            _ => false,
-        };
-        let too_many = video
-            && cut
-                .max_frames
-                .is_some_and(|m| cut.video_frames.load(Ordering::SeqCst) >= m);
-        if past_end || too_many {
-            ended.store(true, Ordering::SeqCst);
-            let pad = pad.clone();
-            // EOS from another thread: this one holds the stream lock.
-            std::thread::spawn(move || {
-                pad.send_event(gst::event::Eos::new());
-            });
-            return gst::PadProbeReturn::Drop;
-        }
-        if video {
-            cut.video_frames.fetch_add(1, Ordering::SeqCst);
-        }
-        gst::PadProbeReturn::Ok
-    });
+            let Some(buf) = info.buffer() else {
+                return gst::PadProbeReturn::Ok;
+            };
+            if video && cut.frame_rate.lock().unwrap().is_none() {
+                cut.learn_frame_rate(pad, buf.pts());
+            } else if !video {
+                cut.wait_for_end();
+            }
+            let pts = buf.pts();
+            if let Some(pts) = pts {
+                let end = pts + buf.duration().unwrap_or(gst::ClockTime::ZERO);
+                let before = match buf.duration() {
+                    Some(_) => end <= cut.start,
+                    None => pts < cut.start,
+                };
+                if before {
+                    return gst::PadProbeReturn::Drop;
+                }
+            }
+            let past_end = match (pts, cut.end()) {
+                (Some(p), Some(e)) => p >= e,
+                _ => false,
+            };
+            let too_many = video
+                && cut
+                    .max_frames
+                    .is_some_and(|m| cut.video_frames.load(Ordering::SeqCst) >= m);
+            if past_end || too_many {
+                ended.store(true, Ordering::SeqCst);
+                // Downstream only: the rest of the input is read and dropped here.
+                pad.push_event(gst::event::Eos::new());
+                return gst::PadProbeReturn::Drop;
+            }
+            if video {
+                cut.video_frames.fetch_add(1, Ordering::SeqCst);
+            }
+            if shift > gst::ClockTime::ZERO
+                && let Some(gst::PadProbeData::Buffer(b)) = info.data.as_mut()
+            {
+                let b = b.make_mut();
+                b.set_pts(b.pts().map(|t| t.saturating_sub(shift)));
+                b.set_dts(b.dts().map(|t| t.saturating_sub(shift)));
+            }
+            gst::PadProbeReturn::Ok
+        },
+    );
 }
 
 /// Converts `input` into `output` (the caller's temporary path; its extension picks the
@@ -553,6 +597,7 @@ pub fn convert(
         max_frames: options.frames,
         video_frames: AtomicU64::new(0),
         frame_rate: Mutex::new(None),
+        known: std::sync::Condvar::new(),
     });
     let audio_mode = Arc::new(Mutex::new(String::from("none")));
     let link_error = Arc::new(Mutex::new(None::<String>));
@@ -610,8 +655,18 @@ pub fn convert(
             || from.contains("filesrc")
             || from.contains("typefind")
         {
-            let reason = if text.contains("Could not determine type") {
-                "not a video file GStreamer can decode".to_string()
+            let e = msg.error();
+            let reason = if e.matches(gst::StreamError::TypeNotFound)
+                || e.matches(gst::StreamError::WrongType)
+                || text.contains("text file")
+            {
+                format!("not a video file GStreamer can decode ({text})")
+            } else if e.matches(gst::CoreError::MissingPlugin)
+                || e.matches(gst::StreamError::CodecNotFound)
+            {
+                format!(
+                    "no decoder for this format here ({text}); `stylize doctor` lists what is missing"
+                )
             } else {
                 format!("{text} (the file may be truncated or corrupt)")
             };

@@ -1,0 +1,410 @@
+//! `stylize convert` on clips the tests make (test pattern + test tone, muxed), run as a
+//! user runs it.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command as StdCommand, Stdio};
+use std::time::{Duration, Instant};
+
+use assert_cmd::Command;
+use common::*;
+use gst::prelude::*;
+use predicates::prelude::*;
+
+const MODEL: &str = "models/gan_pm1_mult8.onnx";
+
+fn stylize() -> Command {
+    Command::cargo_bin("stylize").unwrap()
+}
+
+fn run_pipeline(desc: &str) {
+    gst::init().unwrap();
+    let p = gst::parse::launch(desc).unwrap();
+    p.set_state(gst::State::Playing).unwrap();
+    let msg = p
+        .bus()
+        .unwrap()
+        .timed_pop_filtered(
+            gst::ClockTime::from_seconds(60),
+            &[gst::MessageType::Eos, gst::MessageType::Error],
+        )
+        .expect("pipeline finished");
+    p.set_state(gst::State::Null).unwrap();
+    assert!(
+        matches!(msg.view(), gst::MessageView::Eos(_)),
+        "{desc}: {msg:?}"
+    );
+}
+
+/// A clip of `frames` frames at 25 fps, 160x120, with a tone as long as the video when
+/// `audio` names an encoder (`avenc_aac`, `vorbisenc`, `opusenc`).
+fn make_clip(path: &Path, frames: u32, audio: Option<&str>) {
+    let mux = match path.extension().unwrap().to_str().unwrap() {
+        "mp4" => "mp4mux",
+        "mkv" => "matroskamux",
+        "webm" => "webmmux",
+        other => panic!("{other}"),
+    };
+    let venc = if mux == "webmmux" {
+        "vp8enc deadline=1"
+    } else {
+        "x264enc ! h264parse"
+    };
+    let mut desc = format!(
+        "videotestsrc num-buffers={frames} pattern=ball ! video/x-raw,width=160,height=120,framerate=25/1 ! \
+         {venc} ! {mux} name=m ! filesink location={}",
+        path.display()
+    );
+    if let Some(aenc) = audio {
+        let samples = frames as u64 * 48000 / 25;
+        let parse = if aenc == "avenc_aac" {
+            " ! aacparse"
+        } else {
+            ""
+        };
+        desc.push_str(&format!(
+            " audiotestsrc num-buffers={} samplesperbuffer=960 ! audio/x-raw,rate=48000,channels=2 ! \
+             audioconvert ! {aenc}{parse} ! m.",
+            samples / 960
+        ));
+    }
+    run_pipeline(&desc);
+}
+
+#[derive(Debug, Default)]
+struct Probe {
+    video_frames: u64,
+    video_start: Option<f64>,
+    video_end: f64,
+    audio: bool,
+    audio_start: Option<f64>,
+    audio_end: f64,
+    width: i32,
+}
+
+/// Decodes a file and measures its streams.
+fn probe(path: &Path) -> Probe {
+    gst::init().unwrap();
+    let pipeline = gst::Pipeline::new();
+    let src = gst::ElementFactory::make("filesrc")
+        .property("location", path.to_str().unwrap())
+        .build()
+        .unwrap();
+    let dec = gst::ElementFactory::make("decodebin").build().unwrap();
+    pipeline.add_many([&src, &dec]).unwrap();
+    src.link(&dec).unwrap();
+    let info = std::sync::Arc::new(std::sync::Mutex::new(Probe::default()));
+    let pw = pipeline.downgrade();
+    let i2 = info.clone();
+    dec.connect_pad_added(move |_, pad| {
+        let pipeline = pw.upgrade().unwrap();
+        let sink = gst::ElementFactory::make("fakesink")
+            .property("sync", false)
+            .build()
+            .unwrap();
+        pipeline.add(&sink).unwrap();
+        sink.sync_state_with_parent().unwrap();
+        pad.link(&sink.static_pad("sink").unwrap()).unwrap();
+        let video = pad
+            .current_caps()
+            .unwrap()
+            .structure(0)
+            .unwrap()
+            .name()
+            .starts_with("video");
+        let i3 = i2.clone();
+        pad.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
+            let b = info.buffer().unwrap();
+            let start = b.pts().map(|t| t.seconds_f64()).unwrap_or(0.0);
+            let end = start + b.duration().map(|d| d.seconds_f64()).unwrap_or(0.0);
+            let mut p = i3.lock().unwrap();
+            if video {
+                p.video_frames += 1;
+                p.video_start.get_or_insert(start);
+                p.video_end = p.video_end.max(end);
+                if let Some(c) = pad.current_caps() {
+                    p.width = c.structure(0).unwrap().get::<i32>("width").unwrap_or(0);
+                }
+            } else {
+                p.audio = true;
+                p.audio_start.get_or_insert(start);
+                p.audio_end = p.audio_end.max(end);
+            }
+            gst::PadProbeReturn::Ok
+        });
+    });
+    pipeline.set_state(gst::State::Playing).unwrap();
+    pipeline
+        .bus()
+        .unwrap()
+        .timed_pop_filtered(
+            gst::ClockTime::from_seconds(60),
+            &[gst::MessageType::Eos, gst::MessageType::Error],
+        )
+        .unwrap();
+    pipeline.set_state(gst::State::Null).unwrap();
+    std::mem::take(&mut *info.lock().unwrap())
+}
+
+fn convert_cmd(input: &Path, output: &Path) -> Command {
+    let mut c = stylize();
+    c.arg("convert")
+        .arg(input)
+        .arg(output)
+        .arg("--model")
+        .arg(data().join(MODEL))
+        .args(["--provider", "cpu"]);
+    c
+}
+
+fn no_partials(dir: &Path) {
+    let left: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().contains(".partial-"))
+        .collect();
+    assert!(left.is_empty(), "temporary files left: {left:?}");
+}
+
+#[test]
+fn mp4_with_aac_keeps_frames_duration_and_sound_in_sync() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.mp4");
+    make_clip(&input, 50, Some("avenc_aac"));
+    let output = dir.path().join("out.mp4");
+    let sheet = dir.path().join("sheet.png");
+    let out = convert_cmd(&input, &output)
+        .arg("--json")
+        .arg("--preview")
+        .arg(&sheet)
+        .assert()
+        .success();
+    let v: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    assert_eq!(v["frames"], 50);
+    assert_eq!(v["audio"], "copied");
+    assert_eq!(v["provider"], "cpu");
+    assert_eq!(v["codec"], "h264");
+    let (i, o) = (probe(&input), probe(&output));
+    assert_eq!(o.video_frames, i.video_frames);
+    assert!(o.audio, "sound kept");
+    assert!((o.video_end - i.video_end).abs() < 0.05, "{i:?} {o:?}");
+    assert!(
+        (o.audio_end - o.video_end).abs() < 0.1,
+        "audio and video end together: {o:?}"
+    );
+    assert!(
+        (o.audio_start.unwrap() - o.video_start.unwrap()).abs() < 0.1,
+        "audio and video start together: {o:?}"
+    );
+    let sheet = image::open(&sheet).unwrap();
+    assert!(sheet.width() > sheet.height() / 3, "a side-by-side sheet");
+    no_partials(dir.path());
+}
+
+#[test]
+fn mkv_with_vorbis_to_mp4_re_encodes_the_sound() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.mkv");
+    make_clip(&input, 30, Some("vorbisenc"));
+    let output = dir.path().join("out.mp4");
+    let out = convert_cmd(&input, &output)
+        .arg("--json")
+        .assert()
+        .success();
+    let v: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    assert!(
+        v["audio"].as_str().unwrap().starts_with("re-encoded"),
+        "{v}"
+    );
+    let o = probe(&output);
+    assert_eq!(o.video_frames, 30);
+    assert!(o.audio);
+    assert!((o.audio_end - o.video_end).abs() < 0.1, "{o:?}");
+}
+
+#[test]
+fn webm_out_and_no_sound_in_gives_no_sound_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.mkv");
+    make_clip(&input, 20, None);
+    let output = dir.path().join("out.webm");
+    convert_cmd(&input, &output)
+        .args(["--size", "96x64"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("audio none"));
+    let o = probe(&output);
+    assert_eq!(o.video_frames, 20);
+    assert_eq!(o.width, 96);
+    assert!(!o.audio);
+}
+
+#[test]
+fn frames_start_and_duration_convert_a_part() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.mp4");
+    make_clip(&input, 50, Some("avenc_aac"));
+    let output = dir.path().join("ten.mp4");
+    convert_cmd(&input, &output)
+        .args(["--frames", "10"])
+        .assert()
+        .success();
+    let o = probe(&output);
+    assert_eq!(o.video_frames, 10);
+    assert!(
+        o.audio_end - o.audio_start.unwrap() < 0.5,
+        "sound cut too: {o:?}"
+    );
+    let output = dir.path().join("part.mp4");
+    convert_cmd(&input, &output)
+        .args(["--start", "0.4", "--duration", "0:00.8"])
+        .assert()
+        .success();
+    let o = probe(&output);
+    assert_eq!(o.video_frames, 20);
+    assert!(o.video_start.unwrap() < 0.1, "output starts at zero: {o:?}");
+}
+
+#[test]
+fn existing_output_is_refused_unless_forced() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.mp4");
+    make_clip(&input, 5, None);
+    let output = dir.path().join("out.mp4");
+    std::fs::write(&output, b"precious").unwrap();
+    convert_cmd(&input, &output)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("exists; add --force"));
+    assert_eq!(std::fs::read(&output).unwrap(), b"precious");
+    convert_cmd(&input, &output)
+        .arg("--force")
+        .assert()
+        .success();
+    assert_eq!(probe(&output).video_frames, 5);
+}
+
+#[test]
+fn broken_inputs_are_named_and_leave_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.mp4");
+    make_clip(&good, 40, Some("avenc_aac"));
+    let bytes = std::fs::read(&good).unwrap();
+    let truncated = dir.path().join("truncated.mp4");
+    std::fs::write(&truncated, &bytes[..bytes.len() / 3]).unwrap();
+    let text = dir.path().join("notes.mp4");
+    std::fs::write(&text, "this is not a video\n".repeat(50)).unwrap();
+    let empty = dir.path().join("empty.mp4");
+    std::fs::write(&empty, b"").unwrap();
+    for (input, want) in [
+        (truncated.clone(), "truncated.mp4"),
+        (text.clone(), "not a video file"),
+        (empty.clone(), "the file is empty"),
+        (dir.path().join("missing.mp4"), "no such file"),
+    ] {
+        let output = dir.path().join("out.mp4");
+        convert_cmd(&input, &output)
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains(want));
+        assert!(!output.exists(), "{}", input.display());
+    }
+    no_partials(dir.path());
+    // A codec the container cannot hold.
+    convert_cmd(&good, &dir.path().join("x.webm"))
+        .args(["--codec", "h264"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("cannot hold h264"));
+    convert_cmd(&good, &dir.path().join("x.mp4"))
+        .args(["--quality", "99"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "--quality for h264 must be from 0 to 51",
+        ));
+}
+
+#[test]
+fn ctrl_c_stops_promptly_and_leaves_no_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("long.mkv");
+    make_clip(&input, 1500, Some("vorbisenc"));
+    let output = dir.path().join("out.mp4");
+    let mut child = StdCommand::new(assert_cmd::cargo::cargo_bin("stylize"))
+        .arg("convert")
+        .arg(&input)
+        .arg(&output)
+        .arg("--model")
+        .arg(data().join("models/fns_rgb_720.onnx"))
+        .args(["--provider", "cpu", "--threads", "1"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until it is writing.
+    let t = Instant::now();
+    loop {
+        let writing = std::fs::read_dir(dir.path()).unwrap().any(|e| {
+            e.unwrap()
+                .file_name()
+                .to_string_lossy()
+                .contains(".partial-")
+        });
+        if writing {
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "never started writing"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let sent = Instant::now();
+    StdCommand::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let status = child.wait().unwrap();
+    assert!(sent.elapsed() < Duration::from_secs(10), "stopped promptly");
+    assert_eq!(status.code(), Some(130));
+    assert!(!output.exists());
+    no_partials(dir.path());
+}
+
+#[test]
+fn a_batch_goes_on_past_a_broken_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let inputs = dir.path().join("in");
+    std::fs::create_dir(&inputs).unwrap();
+    make_clip(&inputs.join("a.mp4"), 10, Some("avenc_aac"));
+    make_clip(&inputs.join("b.mkv"), 12, None);
+    std::fs::write(inputs.join("c.mp4"), b"garbage garbage garbage").unwrap();
+    let out = dir.path().join("out");
+    stylize()
+        .arg("convert")
+        .arg(&inputs)
+        .arg(&out)
+        .arg("--model")
+        .arg(data().join(MODEL))
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains("2 converted, 0 skipped, 1 failed"))
+        .stderr(predicate::str::contains("c.mp4"));
+    assert_eq!(probe(&out.join("a.mp4")).video_frames, 10);
+    assert_eq!(probe(&out.join("b.mp4")).video_frames, 12);
+    assert!(!out.join("c.mp4").exists());
+    // Again: what exists is skipped.
+    stylize()
+        .arg("convert")
+        .arg(inputs.join("a.mp4"))
+        .arg(inputs.join("b.mkv"))
+        .arg(&out)
+        .arg("--model")
+        .arg(data().join(MODEL))
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("0 converted, 2 skipped, 0 failed"));
+}
