@@ -418,8 +418,20 @@ fn start_stop_storm() {
         .unwrap()
         .by_name("st")
         .unwrap();
+    let rss_kb = || -> u64 {
+        std::fs::read_to_string("/proc/self/status")
+            .unwrap()
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap()
+    };
     let t = Instant::now();
+    let mut warm_rss = 0;
     for i in 0..200 {
+        if i == 20 {
+            warm_rss = rss_kb();
+        }
         pipeline.set_state(gst::State::Playing).unwrap();
         let (r, state, _) = pipeline.state(gst::ClockTime::from_seconds(10));
         assert!(
@@ -438,7 +450,16 @@ fn start_stop_storm() {
         }
         pipeline.set_state(gst::State::Null).unwrap();
     }
-    eprintln!("200 NULL->PLAYING->NULL cycles in {:?}", t.elapsed());
+    let growth_mb = (rss_kb() as f64 - warm_rss as f64) / 1024.0;
+    eprintln!(
+        "200 NULL->PLAYING->NULL cycles in {:?}; resident memory grew {growth_mb:.1} MB after warm-up",
+        t.elapsed()
+    );
+    // Each cycle loads a model and runs frames: a leak per cycle would show here.
+    assert!(
+        growth_mb < 20.0,
+        "resident memory grew {growth_mb:.1} MB over 180 cycles"
+    );
 }
 
 #[test]
