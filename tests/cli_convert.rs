@@ -297,10 +297,16 @@ fn broken_inputs_are_named_and_leave_nothing() {
     std::fs::write(&text, "this is not a video\n".repeat(50)).unwrap();
     let empty = dir.path().join("empty.mp4");
     std::fs::write(&empty, b"").unwrap();
+    let audio_only = dir.path().join("tone.mkv");
+    run_pipeline(&format!(
+        "audiotestsrc num-buffers=20 ! audioconvert ! vorbisenc ! matroskamux ! filesink location={}",
+        audio_only.display()
+    ));
     for (input, want) in [
         (truncated.clone(), "truncated.mp4"),
         (text.clone(), "not a video file"),
         (empty.clone(), "the file is empty"),
+        (audio_only.clone(), "has no video stream"),
         (dir.path().join("missing.mp4"), "no such file"),
     ] {
         let output = dir.path().join("out.mp4");
