@@ -331,7 +331,7 @@ fn video_encoder(codec: Codec, rate: Rate) -> Result<Vec<gst::Element>, ConvertE
 }
 
 /// How long an input may take to show its first stream.
-const STREAM_TIMEOUT: Duration = Duration::from_secs(20);
+const STREAM_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Caps that decodebin should hand over still encoded, so that audio can be copied.
 fn passthrough_caps() -> gst::Caps {
@@ -369,8 +369,7 @@ impl Cut {
         else {
             return;
         };
-        *self.frame_rate.lock().unwrap() = Some(fps);
-        self.known.notify_all();
+        // The end first: the sound thread reads it as soon as the frame rate is known.
         if let (Some(n), true) = (self.max_frames, fps.numer() > 0) {
             // Counted from the first frame kept: streams need not start at zero.
             let base = first_pts.map_or(self.start, |p| p.max(self.start));
@@ -381,6 +380,7 @@ impl Cut {
             let mut end = self.end.lock().unwrap();
             *end = Some(end.map_or(frames_end, |e| e.min(frames_end)));
         }
+        *self.frame_rate.lock().unwrap() = Some(fps);
         self.known.notify_all();
     }
 
@@ -718,7 +718,8 @@ pub fn convert(
             break Err(bad("has no video stream".into()));
         }
         // Reading the first bytes of a file never takes long: no stream after this long
-        // means a demuxer stuck on a broken file.
+        // means a demuxer stuck on a broken file (GStreamer 1.22's qtdemux, fed through
+        // decodebin, stalls on some truncated MP4 files instead of posting an error).
         if !video_linked.load(Ordering::SeqCst) && started.elapsed() > STREAM_TIMEOUT {
             break Err(bad(format!(
                 "no stream found in {} s (the file may be truncated or corrupt)",
