@@ -414,3 +414,48 @@ fn a_batch_goes_on_past_a_broken_file() {
         .success()
         .stdout(predicate::str::contains("0 converted, 2 skipped, 0 failed"));
 }
+
+#[test]
+fn takes_the_model_convention_flags_of_stylize_image() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.mkv");
+    make_clip(&input, 6, None);
+    // The multiple-of-8 generator without its sidecar: the flags must say it all.
+    let model = dir.path().join("gan.onnx");
+    std::fs::copy(data().join(MODEL), &model).unwrap();
+    let output = dir.path().join("out.mp4");
+    stylize()
+        .arg("convert")
+        .arg(&input)
+        .arg(&output)
+        .arg("--model")
+        .arg(&model)
+        .args([
+            "--input-range=-1-1",
+            "--output-range=-1-1",
+            "--layout",
+            "nchw",
+            "--channel-order",
+            "rgb",
+            "--multiple-of",
+            "8",
+            "--input-name",
+            "input",
+            "--output-name",
+            "output",
+        ])
+        .assert()
+        .success();
+    assert_eq!(probe(&output).video_frames, 6);
+    // A wrong name is refused with the model's real names.
+    stylize()
+        .arg("convert")
+        .arg(&input)
+        .arg(dir.path().join("bad.mp4"))
+        .arg("--model")
+        .arg(&model)
+        .args(["--input-name", "nope"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("no input named 'nope'"));
+}

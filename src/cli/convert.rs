@@ -112,22 +112,8 @@ pub fn parse_time(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(secs))
 }
 
-fn style_settings(m: &ModelConfig, args: &ConvertArgs) -> Result<StyleSettings> {
+fn style_settings(m: &ModelConfig, args: &ConvertArgs) -> StyleSettings {
     let f = &m.flags;
-    for (given, flag) in [
-        (f.layout.is_some(), "--layout"),
-        (f.output_range.is_some(), "--output-range"),
-        (f.multiple_of.is_some(), "--multiple-of"),
-        (f.input.is_some(), "--input-name"),
-        (f.output.is_some(), "--output-name"),
-    ] {
-        if given {
-            return Err(BadInput(format!(
-                "{flag} is not supported by convert yet; put it in a sidecar <model>.json instead"
-            ))
-            .into());
-        }
-    }
     let mut p = vec![
         ("model".to_string(), m.model.display().to_string()),
         ("provider".into(), m.engine.provider.as_str().into()),
@@ -151,6 +137,21 @@ fn style_settings(m: &ModelConfig, args: &ConvertArgs) -> Result<StyleSettings> 
     if let Some(o) = f.channel_order {
         p.push(("channel-order".into(), o.to_string()));
     }
+    if let Some(r) = f.output_range {
+        p.push(("output-range".into(), r.to_string()));
+    }
+    if let Some(l) = f.layout {
+        p.push(("layout".into(), l.to_string()));
+    }
+    if let Some(n) = f.multiple_of {
+        p.push(("multiple-of".into(), n.to_string()));
+    }
+    if let Some(n) = &f.input {
+        p.push(("input-name".into(), n.clone()));
+    }
+    if let Some(n) = &f.output {
+        p.push(("output-name".into(), n.clone()));
+    }
     if !f.extra_inputs.is_empty() {
         let parts: Vec<String> = f
             .extra_inputs
@@ -162,7 +163,7 @@ fn style_settings(m: &ModelConfig, args: &ConvertArgs) -> Result<StyleSettings> 
             .collect();
         p.push(("extra-input".into(), parts.join(";")));
     }
-    Ok(StyleSettings { properties: p })
+    StyleSettings { properties: p }
 }
 
 fn options(args: &ConvertArgs, m: &ModelConfig) -> Result<ConvertOptions> {
@@ -183,7 +184,7 @@ fn options(args: &ConvertArgs, m: &ModelConfig) -> Result<ConvertOptions> {
         (None, None) => None,
     };
     Ok(ConvertOptions {
-        style: style_settings(m, args)?,
+        style: style_settings(m, args),
         codec: args.codec,
         rate,
         size: args.size,

@@ -196,7 +196,7 @@ pub enum ConvertError {
     #[error("{0}")]
     Options(String),
     /// The style model could not be used.
-    #[error("style model: {0}")]
+    #[error("{0}")]
     Model(String),
     /// Encoding, muxing or writing failed.
     #[error("conversion failed: {0}")]

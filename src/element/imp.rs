@@ -70,7 +70,12 @@ struct Settings {
     temporal: Temporal,
     temporal_weight: f64,
     input_range: Option<String>,
+    output_range: Option<String>,
     channel_order: Option<String>,
+    layout: Option<String>,
+    multiple_of: u32,
+    input_name: Option<String>,
+    output_name: Option<String>,
     extra_input: Option<String>,
 }
 
@@ -88,7 +93,12 @@ impl Default for Settings {
             temporal: DEFAULT_TEMPORAL,
             temporal_weight: DEFAULT_TEMPORAL_WEIGHT,
             input_range: None,
+            output_range: None,
             channel_order: None,
+            layout: None,
+            multiple_of: 0,
+            input_name: None,
+            output_name: None,
             extra_input: None,
         }
     }
@@ -116,12 +126,27 @@ impl Settings {
                 .map(str::parse)
                 .transpose()
                 .map_err(|e| format!("input-range: {e}"))?,
+            output_range: self
+                .output_range
+                .as_deref()
+                .map(str::parse)
+                .transpose()
+                .map_err(|e| format!("output-range: {e}"))?,
             channel_order: self
                 .channel_order
                 .as_deref()
                 .map(str::parse)
                 .transpose()
                 .map_err(|e| format!("channel-order: {e}"))?,
+            layout: self
+                .layout
+                .as_deref()
+                .map(str::parse)
+                .transpose()
+                .map_err(|e| format!("layout: {e}"))?,
+            multiple_of: (self.multiple_of > 0).then_some(self.multiple_of as usize),
+            input: self.input_name.clone(),
+            output: self.output_name.clone(),
             ..Default::default()
         };
         for part in self
@@ -432,7 +457,7 @@ impl StyleTransfer {
                     gst::element_imp_error!(
                         self,
                         gst::StreamError::Failed,
-                        ["inference failed: {e}"]
+                        ("inference failed: {e}")
                     );
                     return Err(gst::FlowError::Error);
                 }
@@ -494,13 +519,13 @@ impl StyleTransfer {
                         gst::element_warning!(
                             element,
                             gst::LibraryError::Settings,
-                            ["cannot switch model, keeping the current one: {e}"]
+                            ("cannot switch model, keeping the current one: {e}")
                         );
                     }
                 }
             });
         if let Err(e) = spawned {
-            gst::element_imp_warning!(self, gst::CoreError::Thread, ["cannot start a loader: {e}"]);
+            gst::element_imp_warning!(self, gst::CoreError::Thread, ("cannot start a loader: {e}"));
         }
     }
 }
@@ -629,6 +654,48 @@ impl ObjectImpl for StyleTransfer {
                     ))
                     .mutable_playing()
                     .build(),
+                glib::ParamSpecString::builder("output-range")
+                    .nick("Output range")
+                    .blurb(&format!(
+                        "Override the model's output value range: 0-1, 0-255 or -1-1 (unset: from the model, else its input range).{} Reloads the model.",
+                        mutable_note(true)
+                    ))
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecString::builder("layout")
+                    .nick("Layout")
+                    .blurb(&format!(
+                        "Override the model's tensor layout: nchw or nhwc (unset: from the model).{} Reloads the model.",
+                        mutable_note(true)
+                    ))
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecUInt::builder("multiple-of")
+                    .nick("Multiple of")
+                    .blurb(&format!(
+                        "Pad free-size inputs to a multiple of this, 0 = from the model.{} Reloads the model.",
+                        mutable_note(true)
+                    ))
+                    .maximum(1024)
+                    .default_value(0)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecString::builder("input-name")
+                    .nick("Input name")
+                    .blurb(&format!(
+                        "Name of the model's image input, when it has several (unset: the rank-4 one).{} Reloads the model.",
+                        mutable_note(true)
+                    ))
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecString::builder("output-name")
+                    .nick("Output name")
+                    .blurb(&format!(
+                        "Name of the model's image output (unset: the first rank-4 one).{} Reloads the model.",
+                        mutable_note(true)
+                    ))
+                    .mutable_playing()
+                    .build(),
                 glib::ParamSpecString::builder("extra-input")
                     .nick("Extra inputs")
                     .blurb(&format!(
@@ -696,13 +763,20 @@ impl ObjectImpl for StyleTransfer {
             "inference-scale" => s.inference_scale = value.get().expect("type checked upstream"),
             "temporal" => s.temporal = value.get().expect("type checked upstream"),
             "temporal-weight" => s.temporal_weight = value.get().expect("type checked upstream"),
-            name @ ("input-range" | "channel-order" | "extra-input") => {
-                let v = non_empty(value);
+            name @ ("input-range" | "output-range" | "channel-order" | "layout" | "multiple-of"
+            | "input-name" | "output-name" | "extra-input") => {
                 let mut candidate = s.clone();
                 match name {
-                    "input-range" => candidate.input_range = v,
-                    "channel-order" => candidate.channel_order = v,
-                    _ => candidate.extra_input = v,
+                    "input-range" => candidate.input_range = non_empty(value),
+                    "output-range" => candidate.output_range = non_empty(value),
+                    "channel-order" => candidate.channel_order = non_empty(value),
+                    "layout" => candidate.layout = non_empty(value),
+                    "multiple-of" => {
+                        candidate.multiple_of = value.get().expect("type checked upstream")
+                    }
+                    "input-name" => candidate.input_name = non_empty(value),
+                    "output-name" => candidate.output_name = non_empty(value),
+                    _ => candidate.extra_input = non_empty(value),
                 }
                 match candidate.overrides() {
                     Ok(_) => {
@@ -713,7 +787,7 @@ impl ObjectImpl for StyleTransfer {
                         gst::element_imp_warning!(
                             self,
                             gst::LibraryError::Settings,
-                            ["ignoring {name}: {e}"]
+                            ("ignoring {name}: {e}")
                         );
                     }
                 }
@@ -742,6 +816,11 @@ impl ObjectImpl for StyleTransfer {
             "temporal-weight" => s.temporal_weight.to_value(),
             "input-range" => s.input_range.to_value(),
             "channel-order" => s.channel_order.to_value(),
+            "output-range" => s.output_range.to_value(),
+            "layout" => s.layout.to_value(),
+            "multiple-of" => s.multiple_of.to_value(),
+            "input-name" => s.input_name.to_value(),
+            "output-name" => s.output_name.to_value(),
             "extra-input" => s.extra_input.to_value(),
             "active-provider" => self.shared.active_provider.lock().unwrap().to_value(),
             "active-model" => self.shared.active_model.lock().unwrap().to_value(),
@@ -817,7 +896,7 @@ impl BaseTransformImpl for StyleTransfer {
         let (stylizer, path) = settings.load().map_err(|e| {
             gst::error_msg!(
                 gst::LibraryError::Init,
-                ["cannot load the style model: {e}"]
+                ("cannot load the style model: {e}")
             )
         })?;
         gst::info!(
@@ -846,7 +925,7 @@ impl BaseTransformImpl for StyleTransfer {
             .name("styletransfer".into())
             .spawn(move || worker.run(jobs_rx, done_tx, swap_rx))
             .map_err(|e| {
-                gst::error_msg!(gst::CoreError::Thread, ["cannot start the worker: {e}"])
+                gst::error_msg!(gst::CoreError::Thread, ("cannot start the worker: {e}"))
             })?;
         *self.state.lock().unwrap() = Some(State {
             jobs: jobs_tx,
@@ -971,7 +1050,7 @@ impl BaseTransformImpl for StyleTransfer {
             reset_history: reset,
         })
         .map_err(|_| {
-            gst::element_imp_error!(self, gst::CoreError::Failed, ["the worker has stopped"]);
+            gst::element_imp_error!(self, gst::CoreError::Failed, ("the worker has stopped"));
             gst::FlowError::Error
         })?;
         Ok(gst::FlowSuccess::Ok)
@@ -993,13 +1072,13 @@ impl BaseTransformImpl for StyleTransfer {
             Ok(Done::Failed(e)) => {
                 s.in_flight -= 1;
                 drop(state);
-                gst::element_imp_error!(self, gst::StreamError::Failed, ["inference failed: {e}"]);
+                gst::element_imp_error!(self, gst::StreamError::Failed, ("inference failed: {e}"));
                 Err(gst::FlowError::Error)
             }
             Err(TryRecvError::Empty) => Ok(GenerateOutputSuccess::NoOutput),
             Err(TryRecvError::Disconnected) => {
                 drop(state);
-                gst::element_imp_error!(self, gst::CoreError::Failed, ["the worker has stopped"]);
+                gst::element_imp_error!(self, gst::CoreError::Failed, ("the worker has stopped"));
                 Err(gst::FlowError::Error)
             }
         }
@@ -1051,7 +1130,7 @@ impl VideoFilterImpl for StyleTransfer {
             gst::element_imp_error!(
                 self,
                 gst::CoreError::Negotiation,
-                ["the model cannot take {w}x{h} {format} frames: {e}"]
+                ("the model cannot take {w}x{h} {format} frames: {e}")
             );
             return Err(gst::loggable_error!(
                 CAT,
