@@ -279,6 +279,9 @@ fn video_encoder(codec: Codec, rate: Rate) -> Result<Vec<gst::Element>, ConvertE
     Ok(match codec {
         Codec::H264 => {
             let e = make("x264enc")?;
+            // On a CPU the encoder shares the cores with the model: `faster` costs a few
+            // per cent in size at the same quality and takes a fraction of `medium`'s time.
+            e.set_property_from_str("speed-preset", "faster");
             match rate {
                 Rate::Quality(q) => {
                     e.set_property_from_str("pass", "qual");
@@ -290,6 +293,7 @@ fn video_encoder(codec: Codec, rate: Rate) -> Result<Vec<gst::Element>, ConvertE
         }
         Codec::H265 => {
             let e = make("x265enc")?;
+            e.set_property_from_str("speed-preset", "fast");
             match rate {
                 Rate::Quality(q) => e.set_property("option-string", format!("crf={q}")),
                 Rate::Bitrate(k) => e.set_property("bitrate", k),
