@@ -6,8 +6,8 @@
 #   nohup nice -n 15 scripts/train_styles.sh > .cache/train/train_styles.log 2>&1 &
 #
 # Environment: STYLES (default "starry_night wave_crop composition_vii"), STEPS, CROP, PY (python
-# of the training venv, default .cache/venv-train/bin/python), NOTEMPORAL=1 to also train the
-# starry_night comparison model without the temporal regulariser (for eval_stability.py).
+# of the training venv, default .cache/venv-train/bin/python), STYLE_WEIGHT, TV_WEIGHT,
+# TEMPORAL_WEIGHT. The comparison without the temporal regulariser: scripts/stability_comparison.sh.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
@@ -31,11 +31,4 @@ for s in $STYLES; do
     "$PY" scripts/make_preview_sheet.py "models/$s.onnx"
 done
 
-if [ "${NOTEMPORAL:-0}" = 1 ]; then
-    s=starry_night
-    echo "=== $s without temporal regulariser: training $(date -u +%FT%TZ)"
-    # shellcheck disable=SC2046
-    "$PY" scripts/train.py --style "$s" --width fast --steps "$STEPS" --crop "$CROP" $(style_args "$s") --temporal-weight 0
-    "$PY" scripts/export_onnx.py --run ".cache/train/$s-fast-notemporal" --name "${s}_notemporal" --out-dir .cache/export-notemporal
-fi
 echo "=== all done $(date -u +%FT%TZ)"
