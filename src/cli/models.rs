@@ -65,13 +65,17 @@ pub fn run(args: ModelsArgs) -> Result<()> {
     }
     println!("models in {}:", dir.display());
     for m in &models {
+        let mut summary = m.summary().unwrap_or_default().replace('*', "");
+        if summary.chars().count() > 90 {
+            summary = summary.chars().take(89).collect::<String>() + "…";
+        }
         println!(
             "  {}{:<18} {:>7.2} MB{}  {}",
             if m.is_default { "*" } else { " " },
             m.name,
             m.bytes as f64 / 1e6,
             if m.fp16.is_some() { " +fp16" } else { "      " },
-            m.summary().unwrap_or_default()
+            summary
         );
     }
     println!("(* = default; `stylize models NAME` prints a model's card; use with --model NAME)");
