@@ -67,6 +67,8 @@ def warp_err(seq, fl):
     import cv2
     errs = []
     for (maps, mask), a, b in zip(fl, seq[:-1], seq[1:]):
+        if mask.mean() < 0.2:  # scene cut or flow failure: nothing reliable to compare
+            continue
         warped = cv2.remap(a.astype(np.float32), maps[0], maps[1], cv2.INTER_LINEAR,
                            borderMode=cv2.BORDER_REPLICATE)
         d = ((b.astype(np.float32) - warped) ** 2).mean(-1)
@@ -93,8 +95,10 @@ def main() -> int:
     for clip in clips:
         frames = read_frames(clip, args.width, args.frames, args.step)
         fl = flows(frames)
-        print(f"{clip.name} ({len(frames)} frames {frames[0].shape[1]}x{frames[0].shape[0]}, "
-              f"{np.mean([m.mean() for _, m in fl]) * 100:.0f}% pixels non-occluded):")
+        used = [m.mean() for _, m in fl if m.mean() >= 0.2]
+        print(f"{clip.name} ({len(frames)} frames {frames[0].shape[1]}x{frames[0].shape[0]}; {len(used)} of "
+              f"{len(fl)} frame pairs used (>= 20% consistent flow), {np.mean(used) * 100:.0f}% of their pixels "
+              "non-occluded):")
         print(f"  {'original frames (floor)':40s} {warp_err(frames, fl):9.2f}")
         for m in args.models:
             s = ort.InferenceSession(m, providers=["CPUExecutionProvider"])
