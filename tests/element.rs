@@ -24,9 +24,12 @@ fn model(rel: &str) -> String {
 
 fn harness(props: &[(&str, &str)]) -> Harness {
     init();
+    // The Harness answers the LATENCY query as a live source: keep every frame, so that
+    // these tests see exactly what they push.
     let e = gst::ElementFactory::make("styletransfer")
         .property_from_str("provider", "cpu")
         .property("threads", 1u32)
+        .property("drop-frames", false)
         .build()
         .unwrap();
     for (k, v) in props {

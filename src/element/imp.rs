@@ -47,6 +47,7 @@ const DEFAULT_PROVIDER: ProviderProp = ProviderProp::Auto;
 const DEFAULT_DEVICE_ID: u32 = 0;
 const DEFAULT_FP16: bool = true;
 const DEFAULT_THREADS: u32 = 0;
+const DEFAULT_DROP_FRAMES: bool = true;
 
 /// Frames inside the element at most: one in the model, one waiting for it.
 pub(super) const MAX_IN_FLIGHT: usize = 2;
@@ -77,6 +78,7 @@ struct Settings {
     input_name: Option<String>,
     output_name: Option<String>,
     extra_input: Option<String>,
+    drop_frames: bool,
 }
 
 impl Default for Settings {
@@ -100,6 +102,7 @@ impl Default for Settings {
             input_name: None,
             output_name: None,
             extra_input: None,
+            drop_frames: DEFAULT_DROP_FRAMES,
         }
     }
 }
@@ -704,6 +707,15 @@ impl ObjectImpl for StyleTransfer {
                     ))
                     .mutable_playing()
                     .build(),
+                glib::ParamSpecBoolean::builder("drop-frames")
+                    .nick("Drop frames")
+                    .blurb(&format!(
+                        "When upstream is live, drop a frame that would wait behind a busy model (the newest frame wins) instead of queueing it; false keeps every frame (e.g. recording a camera to a file).{}",
+                        mutable_note(true)
+                    ))
+                    .default_value(DEFAULT_DROP_FRAMES)
+                    .mutable_playing()
+                    .build(),
                 glib::ParamSpecString::builder("active-provider")
                     .nick("Active provider")
                     .blurb("The execution provider that really runs (tensorrt, cuda or cpu); empty before start.")
@@ -760,6 +772,7 @@ impl ObjectImpl for StyleTransfer {
             "engine-cache-dir" => s.engine_cache_dir = non_empty(value),
             "threads" => s.threads = value.get().expect("type checked upstream"),
             "strength" => s.strength = value.get().expect("type checked upstream"),
+            "drop-frames" => s.drop_frames = value.get().expect("type checked upstream"),
             "inference-scale" => s.inference_scale = value.get().expect("type checked upstream"),
             "temporal" => s.temporal = value.get().expect("type checked upstream"),
             "temporal-weight" => s.temporal_weight = value.get().expect("type checked upstream"),
@@ -811,6 +824,7 @@ impl ObjectImpl for StyleTransfer {
             "engine-cache-dir" => s.engine_cache_dir.to_value(),
             "threads" => s.threads.to_value(),
             "strength" => s.strength.to_value(),
+            "drop-frames" => s.drop_frames.to_value(),
             "inference-scale" => s.inference_scale.to_value(),
             "temporal" => s.temporal.to_value(),
             "temporal-weight" => s.temporal_weight.to_value(),
@@ -1006,6 +1020,7 @@ impl BaseTransformImpl for StyleTransfer {
         inbuf: gst::Buffer,
     ) -> Result<gst::FlowSuccess, gst::FlowError> {
         let params = self.params();
+        let drop_frames = self.settings.lock().unwrap().drop_frames;
         let live = {
             let state = self.state.lock().unwrap();
             match state.as_ref() {
@@ -1028,7 +1043,7 @@ impl BaseTransformImpl for StyleTransfer {
             let s = state.as_mut().ok_or(gst::FlowError::Flushing)?;
             let info = s.info.clone().ok_or(gst::FlowError::NotNegotiated)?;
             let waiting = s.in_flight.saturating_sub(s.done.len());
-            if live && waiting >= MAX_IN_FLIGHT {
+            if live && drop_frames && waiting >= MAX_IN_FLIGHT {
                 // Live: the newest frame wins. The frame waiting for the model is stale;
                 // take it back and drop it (unless the worker took it meanwhile).
                 if let Ok(stale) = s.pending.try_recv() {
