@@ -459,3 +459,33 @@ fn takes_the_model_convention_flags_of_stylize_image() {
         .code(2)
         .stderr(predicate::str::contains("no input named 'nope'"));
 }
+
+/// Sets the display matrix of the first `tkhd` box of an MP4 to a 90° rotation, as phones
+/// write it (GStreamer's muxers here do not write orientation).
+fn rotate_mp4_90(path: &Path) {
+    let mut b = std::fs::read(path).unwrap();
+    let i = b.windows(4).position(|w| w == b"tkhd").unwrap() - 4;
+    let version = b[i + 8];
+    let off = i + 8 + 4 + if version == 0 { 20 } else { 32 } + 8 + 8;
+    let m: [u32; 9] = [0, 0x0001_0000, 0, 0xFFFF_0000, 0, 0, 0, 0, 0x4000_0000];
+    for (k, v) in m.iter().enumerate() {
+        b[off + 4 * k..off + 4 * k + 4].copy_from_slice(&v.to_be_bytes());
+    }
+    std::fs::write(path, b).unwrap();
+}
+
+#[test]
+fn rotation_metadata_is_respected() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("phone.mp4");
+    make_clip(&input, 8, None); // 160x120
+    rotate_mp4_90(&input);
+    let output = dir.path().join("upright.mp4");
+    convert_cmd(&input, &output).assert().success();
+    let o = probe(&output);
+    assert_eq!(o.video_frames, 8);
+    assert_eq!(
+        o.width, 120,
+        "the 160x120 picture turned upright is 120 wide"
+    );
+}
