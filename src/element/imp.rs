@@ -196,6 +196,7 @@ struct Params {
     inference_scale: f32,
     temporal: Temporal,
     temporal_weight: f32,
+    drop_frames: bool,
 }
 
 enum Job {
@@ -434,6 +435,7 @@ impl StyleTransfer {
             inference_scale: s.inference_scale as f32,
             temporal: s.temporal,
             temporal_weight: s.temporal_weight as f32,
+            drop_frames: s.drop_frames,
         }
     }
 
@@ -1020,7 +1022,6 @@ impl BaseTransformImpl for StyleTransfer {
         inbuf: gst::Buffer,
     ) -> Result<gst::FlowSuccess, gst::FlowError> {
         let params = self.params();
-        let drop_frames = self.settings.lock().unwrap().drop_frames;
         let live = {
             let state = self.state.lock().unwrap();
             match state.as_ref() {
@@ -1043,7 +1044,7 @@ impl BaseTransformImpl for StyleTransfer {
             let s = state.as_mut().ok_or(gst::FlowError::Flushing)?;
             let info = s.info.clone().ok_or(gst::FlowError::NotNegotiated)?;
             let waiting = s.in_flight.saturating_sub(s.done.len());
-            if live && drop_frames && waiting >= MAX_IN_FLIGHT {
+            if live && params.drop_frames && waiting >= MAX_IN_FLIGHT {
                 // Live: the newest frame wins. The frame waiting for the model is stale;
                 // take it back and drop it (unless the worker took it meanwhile).
                 if let Ok(stale) = s.pending.try_recv() {

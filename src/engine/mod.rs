@@ -13,7 +13,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
 
-pub use onnx::{OrtEngine, inspect, probe_provider};
+pub use onnx::{OrtEngine, probe_provider};
 
 use crate::model::ModelError;
 use crate::runtime::RuntimeError;

@@ -124,18 +124,6 @@ fn read_io(session: &Session) -> ModelIo {
     }
 }
 
-/// Opens a model on the CPU to read its inputs, outputs and metadata; also proves that ONNX
-/// Runtime can load it.
-pub fn inspect(path: &Path) -> Result<ModelIo, EngineError> {
-    let rt = runtime::runtime()?;
-    check_file(path)?;
-    let s = cpu_session(rt, path, 1).map_err(|reason| ModelError::Invalid {
-        path: path.to_path_buf(),
-        reason,
-    })?;
-    Ok(read_io(&s))
-}
-
 /// Why a GPU provider cannot be used before a session is even tried, if it cannot.
 fn gpu_precheck(rt: &Runtime, p: ActiveProvider) -> Result<(), String> {
     if !rt.providers.iter().any(|n| n == p.ort_name()) {
