@@ -5,6 +5,7 @@
 //! - [`model`] works out a model's conventions (layout, channel order, range, size);
 //! - [`frame`] converts frames to and from tensors without allocating;
 //! - [`stylizer`] puts these together for one model and a stream of frames;
+//! - [`temporal`] blends successive outputs along the motion of the scene (optical flow);
 //! - [`catalog`] lists the models shipped in `models/`.
 #![warn(missing_docs)]
 
@@ -16,6 +17,7 @@ pub mod frame;
 pub mod model;
 pub mod runtime;
 pub mod stylizer;
+pub mod temporal;
 
 pub use engine::{ActiveProvider, Engine, EngineError, EngineOptions, Provider};
 pub use model::{ModelError, ModelSpec, SpecOverrides};

@@ -232,6 +232,63 @@ fn temporal_ema_blends_with_the_previous_output_and_discont_resets_it() {
 }
 
 #[test]
+fn temporal_flow_keeps_a_static_scene_and_resets_on_a_cut() {
+    let (_, _, x) = load_rgb(&data().join("input.png"));
+    let y: Vec<u8> = x.iter().map(|v| 255 - v).collect();
+    let (sx, sy) = (engine_output_of(&x), engine_output_of(&y));
+    let mut h = harness(&[
+        ("model", &model(GAN)),
+        ("temporal", "flow"),
+        ("temporal-weight", "0.8"),
+    ]);
+    for i in 0..3 {
+        h.push(buffer_of(&x, i, false)).unwrap();
+    }
+    // A different picture: nothing of it can be followed from the last one.
+    h.push(buffer_of(&y, 3, false)).unwrap();
+    let out = pull_all(&mut h, 4);
+    for (i, o) in out[..3].iter().enumerate() {
+        assert_eq!(bytes(o), sx, "static frame {i} equals the per-frame output");
+    }
+    assert_eq!(
+        bytes(&out[3]),
+        sy,
+        "the cut leaves no ghost of the old scene"
+    );
+    assert_eq!(h.element().unwrap().property::<u64>("scene-cuts"), 1);
+}
+
+#[test]
+fn temporal_flow_weight_zero_is_per_frame() {
+    let (_, _, x) = load_rgb(&data().join("input.png"));
+    let y: Vec<u8> = x.iter().map(|v| v / 2 + 40).collect();
+    let (sx, sy) = (engine_output_of(&x), engine_output_of(&y));
+    let mut h = harness(&[
+        ("model", &model(GAN)),
+        ("temporal", "flow"),
+        ("temporal-weight", "0"),
+    ]);
+    h.push(buffer_of(&x, 0, false)).unwrap();
+    h.push(buffer_of(&y, 1, false)).unwrap();
+    let out = pull_all(&mut h, 2);
+    assert_eq!(bytes(&out[0]), sx);
+    assert_eq!(bytes(&out[1]), sy);
+}
+
+#[test]
+fn temporal_flow_through_a_pipeline() {
+    // A moving ball: every frame is blended along the motion and none is lost.
+    let n = run_pipeline(&format!(
+        "videotestsrc num-buffers=30 pattern=ball ! video/x-raw,width=320,height=180,format=BGRx ! \
+         styletransfer provider=cpu model={} temporal=flow temporal-weight=0.7 flow-preset=ultrafast ! \
+         fakesink name=out",
+        model(GAN)
+    ))
+    .unwrap();
+    assert_eq!(n, 30);
+}
+
+#[test]
 fn model_swap_mid_stream_has_no_gap() {
     let weights: Vec<f32> = (0..26).map(|i| if i == 2 { 1.0 } else { 0.0 }).collect();
     let mut h = harness(&[("model", &model(GAN))]);

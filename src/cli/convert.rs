@@ -26,9 +26,16 @@ pub struct ConvertArgs {
     pub paths: Vec<PathBuf>,
     #[command(flatten)]
     pub model: ModelArgs,
-    /// Blend each output with the previous one: none or ema.
-    #[arg(long, default_value = "none", value_parser = ["none", "ema"], value_name = "none|ema")]
+    /// Blend each output with the previous one: none, ema, or flow (moved along the motion
+    /// of the scene, where it can be followed).
+    #[arg(long, default_value = "none", value_parser = ["none", "ema", "flow"], value_name = "none|ema|flow")]
     pub temporal: String,
+    /// Optical-flow preset for --temporal flow.
+    #[arg(long, default_value = "medium", value_parser = ["ultrafast", "fast", "medium"], value_name = "PRESET")]
+    pub flow_preset: String,
+    /// Scale of the frame the optical flow runs on, 1/n (0 = auto: about 320 pixels wide).
+    #[arg(long, default_value = "0", value_parser = parse_flow_scale, value_name = "F")]
+    pub flow_scale: f64,
     /// Weight of the previous output when blending (0..1).
     #[arg(long, default_value = "0.5", value_parser = parse_weight, value_name = "F")]
     pub temporal_weight: f64,
@@ -74,6 +81,13 @@ fn parse_weight(s: &str) -> Result<f64, String> {
         _ => Err(format!(
             "--temporal-weight must be between 0 and 1, got '{s}'"
         )),
+    }
+}
+
+fn parse_flow_scale(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if (0.0..=1.0).contains(&v) => Ok(v),
+        _ => Err(format!("--flow-scale must be between 0 and 1, got '{s}'")),
     }
 }
 
@@ -127,6 +141,8 @@ fn style_settings(m: &ModelConfig, args: &ConvertArgs) -> StyleSettings {
         ),
         ("temporal".into(), args.temporal.clone()),
         ("temporal-weight".into(), args.temporal_weight.to_string()),
+        ("flow-preset".into(), args.flow_preset.clone()),
+        ("flow-scale".into(), args.flow_scale.to_string()),
     ];
     if let Some(d) = &m.engine.engine_cache_dir {
         p.push(("engine-cache-dir".into(), d.display().to_string()));

@@ -4,6 +4,7 @@ mod bench;
 mod common;
 mod convert;
 mod doctor;
+mod eval;
 mod image;
 mod models;
 
@@ -44,6 +45,10 @@ enum Command {
     ///
     /// Example: stylize bench --model models/starry_night.onnx --resolution 640x360,1280x720
     Bench(bench::BenchArgs),
+    /// Measure outputs: temporal stability (warping error, drift).
+    ///
+    /// Example: stylize eval temporal --input in.mp4 --output out.mp4 --reference perframe.mp4
+    Eval(eval::EvalArgs),
 }
 
 /// An error that is the user's input's fault (exit status 2), as opposed to a failure.
@@ -85,6 +90,7 @@ pub fn main() -> ExitCode {
         Command::Models(a) => models::run(a),
         Command::Doctor(a) => doctor::run(a),
         Command::Bench(a) => bench::run(a),
+        Command::Eval(a) => eval::run(a),
     };
     match result {
         Ok(()) => ExitCode::from(EXIT_OK),

@@ -14,6 +14,7 @@
 //! encoder is needed.
 
 mod preview;
+mod reader;
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -24,6 +25,7 @@ use std::time::{Duration, Instant};
 use gst::prelude::*;
 
 pub use preview::PreviewSheet;
+pub use reader::VideoReader;
 
 /// Output containers, chosen by the output file's extension.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -25,10 +25,11 @@ use gst_video::prelude::*;
 use gst_video::subclass::prelude::*;
 use gst_video::{VideoFormat, VideoInfo};
 
-use super::{ProviderProp, Temporal};
+use super::{FlowPresetProp, ProviderProp, Temporal};
 use crate::engine::EngineOptions;
-use crate::frame::{FrameMut, OwnedFrame, PixelFormat, mix};
+use crate::frame::{FrameMut, OwnedFrame, PixelFormat};
 use crate::model::{SpecOverrides, parse_extra_input};
+use crate::temporal::{BlendOutcome, TemporalFilter, TemporalOptions};
 use crate::{Stylizer, StylizerOptions, catalog};
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
@@ -48,6 +49,8 @@ const DEFAULT_DEVICE_ID: u32 = 0;
 const DEFAULT_FP16: bool = true;
 const DEFAULT_THREADS: u32 = 0;
 const DEFAULT_DROP_FRAMES: bool = true;
+const DEFAULT_FLOW_PRESET: FlowPresetProp = FlowPresetProp::Medium;
+const DEFAULT_FLOW_SCALE: f64 = 0.0;
 
 /// Frames inside the element at most: one in the model, one waiting for it.
 pub(super) const MAX_IN_FLIGHT: usize = 2;
@@ -70,6 +73,8 @@ struct Settings {
     inference_scale: f64,
     temporal: Temporal,
     temporal_weight: f64,
+    flow_preset: FlowPresetProp,
+    flow_scale: f64,
     input_range: Option<String>,
     output_range: Option<String>,
     channel_order: Option<String>,
@@ -94,6 +99,8 @@ impl Default for Settings {
             inference_scale: DEFAULT_INFERENCE_SCALE,
             temporal: DEFAULT_TEMPORAL,
             temporal_weight: DEFAULT_TEMPORAL_WEIGHT,
+            flow_preset: DEFAULT_FLOW_PRESET,
+            flow_scale: DEFAULT_FLOW_SCALE,
             input_range: None,
             output_range: None,
             channel_order: None,
@@ -196,6 +203,9 @@ struct Params {
     inference_scale: f32,
     temporal: Temporal,
     temporal_weight: f32,
+    flow_preset: FlowPresetProp,
+    /// Flow image divisor (0 = auto).
+    flow_divisor: usize,
     drop_frames: bool,
 }
 
@@ -230,6 +240,7 @@ struct Swap {
 struct Stats {
     processed: u64,
     dropped: u64,
+    scene_cuts: u64,
     times_ms: [f64; STATS_WINDOW],
     count: usize,
     next: usize,
@@ -240,6 +251,7 @@ impl Default for Stats {
         Stats {
             processed: 0,
             dropped: 0,
+            scene_cuts: 0,
             times_ms: [0.0; STATS_WINDOW],
             count: 0,
             next: 0,
@@ -317,8 +329,7 @@ fn pixel_format(f: VideoFormat) -> Option<PixelFormat> {
 /// The worker: owns the model and the temporal history.
 struct Worker {
     stylizer: Stylizer,
-    history: OwnedFrame,
-    history_valid: bool,
+    temporal: TemporalFilter,
     shared: Arc<Shared>,
 }
 
@@ -332,7 +343,7 @@ impl Worker {
                     *self.shared.active_provider.lock().unwrap() =
                         self.stylizer.engine().provider().to_string();
                     *self.shared.active_model.lock().unwrap() = swap.path.display().to_string();
-                    self.history_valid = false;
+                    self.temporal.reset();
                 }
             }
             match job {
@@ -370,11 +381,11 @@ impl Worker {
         reset_history: bool,
     ) -> Result<gst::Buffer, String> {
         if reset_history {
-            self.history_valid = false;
+            self.temporal.reset();
         }
         if p.strength <= 0.0 {
             // Bit-exact passthrough; the history no longer matches what is shown.
-            self.history_valid = false;
+            self.temporal.reset();
             return Ok(buffer);
         }
         let format = pixel_format(info.format())
@@ -389,32 +400,33 @@ impl Worker {
         if (self.stylizer.options().inference_scale - p.inference_scale).abs() > f32::EPSILON {
             self.stylizer.set_inference_scale(p.inference_scale);
         }
+        let options = self.temporal.options();
+        let preset = p.flow_preset.into();
+        if options.preset != preset || options.flow_divisor != p.flow_divisor {
+            self.temporal.set_options(TemporalOptions {
+                preset,
+                flow_divisor: p.flow_divisor,
+                ..options.clone()
+            });
+        }
+        let mode = p.temporal.into();
+        self.temporal.observe(&frame.as_frame(), mode);
         let t = Instant::now();
         self.stylizer
             .process(&mut frame, p.strength)
             .map_err(|e| e.to_string())?;
         let ms = t.elapsed().as_secs_f64() * 1e3;
-        if p.temporal == Temporal::Ema && p.temporal_weight > 0.0 {
-            let same = (
-                self.history.width(),
-                self.history.height(),
-                self.history.format(),
-            ) == (w, h, format);
-            if self.history_valid && same {
-                mix(&mut frame, &self.history.as_frame(), p.temporal_weight)
-                    .map_err(|e| e.to_string())?;
-            } else if !same {
-                self.history
-                    .reshape(w, h, format)
-                    .map_err(|e| e.to_string())?;
-            }
-            self.history
-                .as_frame_mut()
-                .copy_from(&frame.as_frame())
-                .map_err(|e| e.to_string())?;
-            self.history_valid = true;
-        } else {
-            self.history_valid = false;
+        let outcome = self
+            .temporal
+            .blend(&mut frame, mode, p.temporal_weight)
+            .map_err(|e| e.to_string())?;
+        if let BlendOutcome::Cut { tracked } = outcome {
+            gst::debug!(
+                CAT,
+                "scene cut ({:.0}% of pixels followed): history reset",
+                tracked * 100.0
+            );
+            self.shared.stats.lock().unwrap().scene_cuts += 1;
         }
         self.shared.stats.lock().unwrap().record(ms);
         Ok(vf.into_buffer())
@@ -435,6 +447,12 @@ impl StyleTransfer {
             inference_scale: s.inference_scale as f32,
             temporal: s.temporal,
             temporal_weight: s.temporal_weight as f32,
+            flow_preset: s.flow_preset,
+            flow_divisor: if s.flow_scale > 0.0 {
+                (1.0 / s.flow_scale).round().max(1.0) as usize
+            } else {
+                0
+            },
             drop_frames: s.drop_frames,
         }
     }
@@ -643,6 +661,25 @@ impl ObjectImpl for StyleTransfer {
                     .default_value(DEFAULT_TEMPORAL_WEIGHT)
                     .mutable_playing()
                     .build(),
+                glib::ParamSpecEnum::builder_with_default("flow-preset", DEFAULT_FLOW_PRESET)
+                    .nick("Flow preset")
+                    .blurb(&format!(
+                        "Speed/accuracy of the optical flow for temporal=flow.{}",
+                        mutable_note(true)
+                    ))
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecDouble::builder("flow-scale")
+                    .nick("Flow scale")
+                    .blurb(&format!(
+                        "Scale of the frame the optical flow runs on, 1/n (0 = auto: about 320 pixels wide).{}",
+                        mutable_note(true)
+                    ))
+                    .minimum(0.0)
+                    .maximum(1.0)
+                    .default_value(DEFAULT_FLOW_SCALE)
+                    .mutable_playing()
+                    .build(),
                 glib::ParamSpecString::builder("input-range")
                     .nick("Input range")
                     .blurb(&format!(
@@ -738,6 +775,11 @@ impl ObjectImpl for StyleTransfer {
                     .blurb("Frames dropped to keep latency bounded (live sources only).")
                     .read_only()
                     .build(),
+                glib::ParamSpecUInt64::builder("scene-cuts")
+                    .nick("Scene cuts")
+                    .blurb("Scene cuts detected by temporal=flow (each resets the history).")
+                    .read_only()
+                    .build(),
                 glib::ParamSpecDouble::builder("mean-inference-ms")
                     .nick("Mean inference time")
                     .blurb("Mean time to stylise a frame over the last 256 frames, in ms.")
@@ -778,6 +820,8 @@ impl ObjectImpl for StyleTransfer {
             "inference-scale" => s.inference_scale = value.get().expect("type checked upstream"),
             "temporal" => s.temporal = value.get().expect("type checked upstream"),
             "temporal-weight" => s.temporal_weight = value.get().expect("type checked upstream"),
+            "flow-preset" => s.flow_preset = value.get().expect("type checked upstream"),
+            "flow-scale" => s.flow_scale = value.get().expect("type checked upstream"),
             name @ ("input-range" | "output-range" | "channel-order" | "layout" | "multiple-of"
             | "input-name" | "output-name" | "extra-input") => {
                 let mut candidate = s.clone();
@@ -830,6 +874,8 @@ impl ObjectImpl for StyleTransfer {
             "inference-scale" => s.inference_scale.to_value(),
             "temporal" => s.temporal.to_value(),
             "temporal-weight" => s.temporal_weight.to_value(),
+            "flow-preset" => s.flow_preset.to_value(),
+            "flow-scale" => s.flow_scale.to_value(),
             "input-range" => s.input_range.to_value(),
             "channel-order" => s.channel_order.to_value(),
             "output-range" => s.output_range.to_value(),
@@ -842,6 +888,7 @@ impl ObjectImpl for StyleTransfer {
             "active-model" => self.shared.active_model.lock().unwrap().to_value(),
             "frames-processed" => self.shared.stats.lock().unwrap().processed.to_value(),
             "frames-dropped" => self.shared.stats.lock().unwrap().dropped.to_value(),
+            "scene-cuts" => self.shared.stats.lock().unwrap().scene_cuts.to_value(),
             "mean-inference-ms" => self.shared.stats.lock().unwrap().mean().to_value(),
             "p95-inference-ms" => self.shared.stats.lock().unwrap().p95().to_value(),
             other => unreachable!("unknown property {other}"),
@@ -933,8 +980,7 @@ impl BaseTransformImpl for StyleTransfer {
         let (swap_tx, swap_rx) = unbounded::<Swap>();
         let worker = Worker {
             stylizer,
-            history: OwnedFrame::new(1, 1, PixelFormat::Rgb).expect("1x1 frame"),
-            history_valid: false,
+            temporal: TemporalFilter::new(TemporalOptions::default()),
             shared: self.shared.clone(),
         };
         let handle = std::thread::Builder::new()

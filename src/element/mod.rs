@@ -35,6 +35,50 @@ pub enum Temporal {
         nick = "ema"
     )]
     Ema = 1,
+    /// The previous output moved along the optical flow of the input, blended where the
+    /// motion can be trusted.
+    #[enum_value(
+        name = "Flow: blend with the previous output moved along the scene's motion",
+        nick = "flow"
+    )]
+    Flow = 2,
+}
+
+impl From<Temporal> for crate::temporal::TemporalMode {
+    fn from(t: Temporal) -> Self {
+        match t {
+            Temporal::None => crate::temporal::TemporalMode::None,
+            Temporal::Ema => crate::temporal::TemporalMode::Ema,
+            Temporal::Flow => crate::temporal::TemporalMode::Flow,
+        }
+    }
+}
+
+/// Speed/accuracy preset of the optical flow (`temporal=flow`).
+#[derive(Debug, Eq, PartialEq, Ord, PartialOrd, Hash, Clone, Copy, glib::Enum, Default)]
+#[repr(u32)]
+#[enum_type(name = "GstStyleTransferFlowPreset")]
+pub enum FlowPresetProp {
+    /// Fastest.
+    #[enum_value(name = "Ultrafast", nick = "ultrafast")]
+    Ultrafast = 0,
+    /// Faster than medium, less accurate.
+    #[enum_value(name = "Fast", nick = "fast")]
+    Fast = 1,
+    /// Most accurate; the default.
+    #[default]
+    #[enum_value(name = "Medium", nick = "medium")]
+    Medium = 2,
+}
+
+impl From<FlowPresetProp> for crate::temporal::FlowPreset {
+    fn from(p: FlowPresetProp) -> Self {
+        match p {
+            FlowPresetProp::Ultrafast => crate::temporal::FlowPreset::UltraFast,
+            FlowPresetProp::Fast => crate::temporal::FlowPreset::Fast,
+            FlowPresetProp::Medium => crate::temporal::FlowPreset::Medium,
+        }
+    }
 }
 
 /// The execution provider property.

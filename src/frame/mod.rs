@@ -350,6 +350,10 @@ impl<'a> Frame<'a> {
     pub fn format(&self) -> PixelFormat {
         self.format
     }
+    /// The whole buffer, rows `stride` bytes apart.
+    pub fn data(&self) -> &'a [u8] {
+        self.data
+    }
     /// The pixels of row `y` (without the stride padding).
     #[inline]
     pub fn row(&self, y: usize) -> &'a [u8] {

@@ -1,0 +1,353 @@
+//! The per-frame kernels of flow blending: luma at low resolution, a confidence map from the
+//! forward-backward and photometric checks, and the full-resolution warp-and-blend.
+//!
+//! Flow is computed on small luma images (a divisor `n` of the frame size); the warp and
+//! the blend run at full resolution, reading the low-resolution maps bilinearly.
+
+use super::flow::{FlowField, GrayImage};
+use crate::frame::{Frame, FrameMut};
+
+/// Luma of `frame`, each `n`×`n` block averaged (BT.601 weights), into `out`
+/// (`width / n` × `height / n`, reshaped as needed; the last partial block is dropped).
+pub fn luma_downscale(frame: &Frame<'_>, n: usize, out: &mut GrayImage) {
+    let n = n.max(1);
+    let (lw, lh) = ((frame.width() / n).max(1), (frame.height() / n).max(1));
+    out.reshape(lw, lh);
+    let bpp = frame.format().bytes_per_pixel();
+    let [ro, go, bo] = frame.format().rgb_offsets();
+    let rows = n.min(frame.height());
+    let cols = n.min(frame.width());
+    // Weights sum to 256 × block area, so one shift and one division per output pixel.
+    let area = (rows * cols) as u32;
+    let data = out.data_mut();
+    for ly in 0..lh {
+        let dst = &mut data[ly * lw..(ly + 1) * lw];
+        for (lx, d) in dst.iter_mut().enumerate() {
+            let mut sum = 0u32;
+            for y in ly * n..ly * n + rows {
+                let row = &frame.row(y)[lx * n * bpp..(lx * n + cols) * bpp];
+                for p in row.chunks_exact(bpp) {
+                    sum += 77 * p[ro] as u32 + 150 * p[go] as u32 + 29 * p[bo] as u32;
+                }
+            }
+            *d = ((sum + area * 128) / (area * 256)) as u8;
+        }
+    }
+}
+
+/// Bilinear sample of a flow field at a real position (clamped to the field).
+#[inline]
+pub fn sample_flow(flow: &FlowField, x: f32, y: f32) -> (f32, f32) {
+    let (w, h) = (flow.width(), flow.height());
+    let x = x.clamp(0.0, (w - 1) as f32);
+    let y = y.clamp(0.0, (h - 1) as f32);
+    let (x0, y0) = (x as usize, y as usize);
+    let (x1, y1) = ((x0 + 1).min(w - 1), (y0 + 1).min(h - 1));
+    let (fx, fy) = (x - x0 as f32, y - y0 as f32);
+    let d = flow.data();
+    let at = |xx: usize, yy: usize| {
+        let i = (yy * w + xx) * 2;
+        (d[i], d[i + 1])
+    };
+    let (a, b, c, e) = (at(x0, y0), at(x1, y0), at(x0, y1), at(x1, y1));
+    let top = (a.0 + (b.0 - a.0) * fx, a.1 + (b.1 - a.1) * fx);
+    let bot = (c.0 + (e.0 - c.0) * fx, c.1 + (e.1 - c.1) * fx);
+    (top.0 + (bot.0 - top.0) * fy, top.1 + (bot.1 - top.1) * fy)
+}
+
+/// Bilinear sample of a grey image (clamped).
+#[inline]
+fn sample_gray(img: &GrayImage, x: f32, y: f32) -> f32 {
+    let (w, h) = (img.width(), img.height());
+    let x = x.clamp(0.0, (w - 1) as f32);
+    let y = y.clamp(0.0, (h - 1) as f32);
+    let (x0, y0) = (x as usize, y as usize);
+    let (x1, y1) = ((x0 + 1).min(w - 1), (y0 + 1).min(h - 1));
+    let (fx, fy) = (x - x0 as f32, y - y0 as f32);
+    let d = img.data();
+    let a = d[y0 * w + x0] as f32;
+    let b = d[y0 * w + x1] as f32;
+    let c = d[y1 * w + x0] as f32;
+    let e = d[y1 * w + x1] as f32;
+    let top = a + (b - a) * fx;
+    let bot = c + (e - c) * fx;
+    top + (bot - top) * fy
+}
+
+/// Thresholds of the confidence map.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ConfidenceParams {
+    /// Forward-backward check: a pixel is consistent while
+    /// `|b + f|² < fb_relative × (|b|² + |f|²) + fb_absolute` (pixels of the flow image);
+    /// confidence falls linearly to zero at twice that.
+    pub fb_relative: f32,
+    /// See `fb_relative`.
+    pub fb_absolute: f32,
+    /// Motion-boundary check: a pixel is trusted while the squared flow gradient
+    /// `|∇u|² + |∇v|²` is below `mb_relative × |b|² + mb_absolute`; flow estimators smooth
+    /// across the edges of moving objects, where the uncovered background has no past.
+    pub mb_relative: f32,
+    /// See `mb_relative`.
+    pub mb_absolute: f32,
+    /// Photometric check: confidence is 1 while the warped previous luma differs from the
+    /// current by less than this (grey levels), and falls linearly to zero at twice that.
+    pub photometric: f32,
+}
+
+impl Default for ConfidenceParams {
+    fn default() -> Self {
+        // Ruder et al. 2016's forward-backward and motion-boundary rules, with looser
+        // absolute slack: tuned on the first half of one clip (scripts/eval_temporal.sh),
+        // where stricter checks left flicker in pixels that were in fact tracked.
+        Self {
+            fb_relative: 0.01,
+            fb_absolute: 4.0,
+            mb_relative: 0.01,
+            mb_absolute: 0.3,
+            photometric: 30.0,
+        }
+    }
+}
+
+/// Per-pixel confidence (0..1) that the previous frame, moved along `bwd`, shows the same
+/// surface as the current one. `bwd` maps current → previous, `fwd` previous → current.
+/// Returns the fraction of pixels with confidence above one half.
+pub fn confidence(
+    cur: &GrayImage,
+    prev: &GrayImage,
+    bwd: &FlowField,
+    fwd: &FlowField,
+    p: &ConfidenceParams,
+    conf: &mut Vec<f32>,
+) -> f32 {
+    let (w, h) = (cur.width(), cur.height());
+    conf.resize(w * h, 0.0);
+    let (maxx, maxy) = ((w - 1) as f32, (h - 1) as f32);
+    let cd = cur.data();
+    let bd = bwd.data();
+    let mut good = 0usize;
+    for y in 0..h {
+        for x in 0..w {
+            let i = y * w + x;
+            let (bu, bv) = (bd[2 * i], bd[2 * i + 1]);
+            let (px, py) = (x as f32 + bu, y as f32 + bv);
+            let c = if !(0.0..=maxx).contains(&px) || !(0.0..=maxy).contains(&py) {
+                0.0
+            } else {
+                let (fu, fv) = sample_flow(fwd, px, py);
+                let (eu, ev) = (bu + fu, bv + fv);
+                let err = eu * eu + ev * ev;
+                let thr = p.fb_relative * (bu * bu + bv * bv + fu * fu + fv * fv) + p.fb_absolute;
+                let c_fb = (2.0 - err / thr).clamp(0.0, 1.0);
+                let diff = (cd[i] as f32 - sample_gray(prev, px, py)).abs();
+                let c_ph = (2.0 - diff / p.photometric).clamp(0.0, 1.0);
+                let (xl, xr) = (x.saturating_sub(1), (x + 1).min(w - 1));
+                let (yu, yd) = (y.saturating_sub(1), (y + 1).min(h - 1));
+                let dx = |k: usize| {
+                    (bd[2 * (y * w + xr) + k] - bd[2 * (y * w + xl) + k]) / (xr - xl).max(1) as f32
+                };
+                let dy = |k: usize| {
+                    (bd[2 * (yd * w + x) + k] - bd[2 * (yu * w + x) + k]) / (yd - yu).max(1) as f32
+                };
+                let grad = dx(0).powi(2) + dy(0).powi(2) + dx(1).powi(2) + dy(1).powi(2);
+                let mb_thr = p.mb_relative * (bu * bu + bv * bv) + p.mb_absolute;
+                let c_mb = (2.0 - grad / mb_thr).clamp(0.0, 1.0);
+                c_fb * c_ph * c_mb
+            };
+            conf[i] = c;
+            good += (c > 0.5) as usize;
+        }
+    }
+    good as f32 / (w * h) as f32
+}
+
+/// Scratch space of [`warp_blend`], kept between frames.
+#[derive(Debug, Default)]
+pub struct WarpScratch {
+    /// Per output column: left low-res column, right one, weight of the right one.
+    xtab: Vec<(u32, u32, f32)>,
+    /// Per output column, as a float.
+    xs: Vec<f32>,
+    /// One low-res row of (u, v, confidence), interpolated vertically.
+    row: Vec<[f32; 3]>,
+    /// One output row of u, v (frame pixels) and confidence.
+    u: Vec<f32>,
+    v: Vec<f32>,
+    c: Vec<f32>,
+    /// One output row of: blend weight (0..=256), byte index of the top-left source pixel,
+    /// bilinear weights (0..=256).
+    a: Vec<i32>,
+    idx: Vec<u32>,
+    gx: Vec<u32>,
+    gy: Vec<u32>,
+    /// Size the tables were built for.
+    built: (usize, usize, usize),
+}
+
+/// Blends `out` (the new stylised frame) with `history` (the previous output, same size and
+/// format) moved along `bwd` (low-res flow current → previous, `n` times smaller than the
+/// frame): `out += weight × confidence × (warped history − out)`. Alpha and padding bytes
+/// are left alone. Frames narrower or shorter than two pixels are left as they are.
+pub fn warp_blend(
+    out: &mut FrameMut<'_>,
+    history: &Frame<'_>,
+    bwd: &FlowField,
+    conf: &[f32],
+    n: usize,
+    weight: f32,
+    scratch: &mut WarpScratch,
+) {
+    let (w, h) = (out.width(), out.height());
+    let (lw, lh) = (bwd.width(), bwd.height());
+    debug_assert_eq!((history.width(), history.height()), (w, h));
+    debug_assert_eq!(conf.len(), lw * lh);
+    if w < 2 || h < 2 {
+        return;
+    }
+    let nf = n as f32;
+    let sc = scratch;
+    if sc.built != (w, lw, n) {
+        sc.xtab.clear();
+        sc.xs.clear();
+        for x in 0..w {
+            let lx = ((x as f32 + 0.5) / nf - 0.5).clamp(0.0, (lw - 1) as f32);
+            let x0 = lx as usize;
+            let x1 = (x0 + 1).min(lw - 1);
+            sc.xtab.push((x0 as u32, x1 as u32, lx - x0 as f32));
+            sc.xs.push(x as f32);
+        }
+        sc.row.resize(lw, [0.0; 3]);
+        for v in [&mut sc.u, &mut sc.v, &mut sc.c] {
+            v.resize(w, 0.0);
+        }
+        sc.a.resize(w, 0);
+        sc.idx.resize(w, 0);
+        sc.gx.resize(w, 0);
+        sc.gy.resize(w, 0);
+        sc.built = (w, lw, n);
+    }
+    let bpp = out.format().bytes_per_pixel();
+    let [ro, go, bo] = out.format().rgb_offsets();
+    let hstride = history.stride();
+    let (maxx, maxy) = ((w - 1) as f32, (h - 1) as f32);
+    // The top-left source pixel stays at least one pixel from the right and bottom edges
+    // (with a weight of 256 on the far one), so its neighbours need no bounds check.
+    let (lastx, lasty) = ((w - 2) as i32, (h - 2) as i32);
+    let flow = bwd.data();
+    let hdata = history.data();
+    let weight256 = weight * 256.0;
+    for y in 0..h {
+        let ly = ((y as f32 + 0.5) / nf - 0.5).clamp(0.0, (lh - 1) as f32);
+        let y0 = ly as usize;
+        let y1 = (y0 + 1).min(lh - 1);
+        let fy = ly - y0 as f32;
+        for (lx, r) in sc.row.iter_mut().enumerate() {
+            let (i0, i1) = (y0 * lw + lx, y1 * lw + lx);
+            r[0] = flow[2 * i0] + (flow[2 * i1] - flow[2 * i0]) * fy;
+            r[1] = flow[2 * i0 + 1] + (flow[2 * i1 + 1] - flow[2 * i0 + 1]) * fy;
+            r[2] = conf[i0] + (conf[i1] - conf[i0]) * fy;
+        }
+        // Horizontal interpolation of the low-res row (a gather).
+        for (x, &(x0, x1, fx)) in sc.xtab.iter().enumerate() {
+            let (p, q) = (sc.row[x0 as usize], sc.row[x1 as usize]);
+            sc.u[x] = (p[0] + (q[0] - p[0]) * fx) * nf;
+            sc.v[x] = (p[1] + (q[1] - p[1]) * fx) * nf;
+            sc.c[x] = p[2] + (q[2] - p[2]) * fx;
+        }
+        // Source positions and weights: element-wise, so the compiler vectorises it.
+        let yf = y as f32;
+        let pos = sc.xs.iter().zip(&sc.u).zip(&sc.v).zip(&sc.c);
+        let tabs = sc
+            .gx
+            .iter_mut()
+            .zip(&mut sc.gy)
+            .zip(&mut sc.idx)
+            .zip(&mut sc.a);
+        for ((((&xf, &u), &v), &c), (((gx, gy), idx), a)) in pos.zip(tabs) {
+            // max/min rather than clamp: no NaN assertion, so this vectorises.
+            let sx = (xf + u).max(0.0).min(maxx);
+            let sy = (yf + v).max(0.0).min(maxy);
+            let ix = (sx as i32).min(lastx);
+            let iy = (sy as i32).min(lasty);
+            *gx = ((sx - ix as f32) * 256.0) as i32 as u32;
+            *gy = ((sy - iy as f32) * 256.0) as i32 as u32;
+            *idx = iy as u32 * hstride as u32 + ix as u32 * bpp as u32;
+            *a = (weight256 * c) as i32;
+        }
+        let dst = out.row_mut(y);
+        let tabs = Tabs {
+            a: &sc.a,
+            idx: &sc.idx,
+            gx: &sc.gx,
+            gy: &sc.gy,
+        };
+        if bpp == 4 {
+            blend_row4(dst, hdata, hstride, &tabs, [ro, go, bo]);
+        } else {
+            blend_row3(dst, hdata, hstride, &tabs, [ro, go, bo]);
+        }
+    }
+}
+
+/// One row's source positions and weights.
+struct Tabs<'a> {
+    a: &'a [i32],
+    idx: &'a [u32],
+    gx: &'a [u32],
+    gy: &'a [u32],
+}
+
+/// Moves `s` towards `w` by `a`/256 of the way, truncating the step so that a static scene
+/// settles exactly on the new frame instead of sticking one level away.
+#[inline(always)]
+fn toward(s: u8, w: u32, a: i32) -> u8 {
+    (s as i32 + (a * (w as i32 - s as i32)) / 256) as u8
+}
+
+/// Four-byte pixels: the bilinear sample is computed on two channels at once in each
+/// 32-bit word (8-bit weights, 16-bit lanes).
+fn blend_row4(dst: &mut [u8], hdata: &[u8], hstride: usize, t: &Tabs<'_>, offsets: [usize; 3]) {
+    const M: u32 = 0x00ff_00ff;
+    #[inline(always)]
+    fn lerp2(a: u32, b: u32, w: u32) -> u32 {
+        ((a * (256 - w) + b * w) >> 8) & M
+    }
+    let word = |i: usize| u32::from_le_bytes([hdata[i], hdata[i + 1], hdata[i + 2], hdata[i + 3]]);
+    for (x, px) in dst.chunks_exact_mut(4).enumerate() {
+        let a = t.a[x];
+        if a <= 0 {
+            continue;
+        }
+        let (base, gx, gy) = (t.idx[x] as usize, t.gx[x], t.gy[x]);
+        let (p00, p10) = (word(base), word(base + 4));
+        let (p01, p11) = (word(base + hstride), word(base + hstride + 4));
+        let lo = lerp2(lerp2(p00 & M, p10 & M, gx), lerp2(p01 & M, p11 & M, gx), gy);
+        let hi = lerp2(
+            lerp2((p00 >> 8) & M, (p10 >> 8) & M, gx),
+            lerp2((p01 >> 8) & M, (p11 >> 8) & M, gx),
+            gy,
+        );
+        let warped = lo | (hi << 8);
+        for o in offsets {
+            px[o] = toward(px[o], (warped >> (8 * o)) & 0xff, a);
+        }
+    }
+}
+
+/// Three-byte pixels.
+fn blend_row3(dst: &mut [u8], hdata: &[u8], hstride: usize, t: &Tabs<'_>, offsets: [usize; 3]) {
+    for (x, px) in dst.chunks_exact_mut(3).enumerate() {
+        let a = t.a[x];
+        if a <= 0 {
+            continue;
+        }
+        let (base, gx, gy) = (t.idx[x] as usize, t.gx[x], t.gy[x]);
+        for o in offsets {
+            let b = base + o;
+            let top = hdata[b] as u32 * (256 - gx) + hdata[b + 3] as u32 * gx;
+            let bot = hdata[b + hstride] as u32 * (256 - gx) + hdata[b + hstride + 3] as u32 * gx;
+            let warped = (top * (256 - gy) + bot * gy) >> 16;
+            px[o] = toward(px[o], warped, a);
+        }
+    }
+}
