@@ -36,7 +36,7 @@ fn bench_flow_blend(c: &mut Criterion) {
     for (w, h) in SIZES {
         g.throughput(Throughput::Elements((w * h) as u64));
         let frames = [frame(w, h, 0.0), frame(w, h, 2.5)];
-        for preset in [FlowPreset::UltraFast, FlowPreset::Fast] {
+        for preset in [FlowPreset::UltraFast, FlowPreset::Fast, FlowPreset::Medium] {
             let mut filter = TemporalFilter::new(TemporalOptions {
                 preset,
                 ..TemporalOptions::default()

@@ -29,9 +29,10 @@ fi
 mkdir -p "$OUT_DIR"
 VIDEO="$OUT_DIR/bigbuckbunny_stylized.mp4"
 SHEET="$OUT_DIR/bigbuckbunny_preview.png"
-# Half-size inference keeps the demo to well under a minute on a 2-core CPU; drop
-# --inference-scale for full detail.
+# Half-size inference keeps the demo to about a minute on a 2-core CPU; drop
+# --inference-scale for full detail. --temporal flow blends each frame with the previous
+# output moved along the motion, so the brush strokes do not flicker.
 target/release/stylize convert "$CLIP" "$VIDEO" --force --preview "$SHEET" \
-    --inference-scale 0.5 --temporal ema --temporal-weight 0.3
+    --inference-scale 0.5 --temporal flow --temporal-weight 0.8
 echo "demo: stylised video  $VIDEO"
 echo "demo: preview sheet   $SHEET"

@@ -489,3 +489,95 @@ fn rotation_metadata_is_respected() {
         "the 160x120 picture turned upright is 120 wide"
     );
 }
+
+fn eval_json(args: &[&str]) -> serde_json::Value {
+    let out = stylize()
+        .arg("eval")
+        .arg("temporal")
+        .args(args)
+        .assert()
+        .success();
+    serde_json::from_slice(&out.get_output().stdout).unwrap()
+}
+
+#[test]
+fn temporal_flow_output_and_its_measure() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.mp4");
+    make_clip(&input, 30, None);
+    let (none, flow) = (dir.path().join("none.mp4"), dir.path().join("flow.mp4"));
+    convert_cmd(&input, &none)
+        .args(["--temporal", "none", "--quality", "10"])
+        .assert()
+        .success();
+    convert_cmd(&input, &flow)
+        .args([
+            "--temporal",
+            "flow",
+            "--temporal-weight",
+            "0.8",
+            "--quality",
+            "10",
+        ])
+        .args(["--flow-preset", "fast"])
+        .assert()
+        .success();
+    assert_eq!(probe(&flow).video_frames, 30);
+    let s = |p: &Path| p.to_str().unwrap().to_string();
+
+    // A video measured against itself: no drift, the input's own warping error.
+    let same = eval_json(&[
+        "--input",
+        &s(&input),
+        "--output",
+        &s(&input),
+        "--reference",
+        &s(&input),
+    ]);
+    assert_eq!(same["frames"], 30);
+    assert_eq!(same["drift"], 0.0);
+    assert_eq!(same["warp_error_output"], same["warp_error_input"]);
+
+    let per = eval_json(&["--input", &s(&input), "--output", &s(&none)]);
+    let r = eval_json(&[
+        "--input",
+        &s(&input),
+        "--output",
+        &s(&flow),
+        "--reference",
+        &s(&none),
+    ]);
+    let (e_out, e_ref) = (
+        r["warp_error_output"].as_f64().unwrap(),
+        r["warp_error_reference"].as_f64().unwrap(),
+    );
+    assert_eq!(e_ref, per["warp_error_output"].as_f64().unwrap());
+    assert!(e_out <= e_ref * 1.01, "flow {e_out} vs per-frame {e_ref}");
+    let drift = r["drift"].as_f64().unwrap();
+    assert!(drift > 0.0 && drift < 0.1, "drift {drift}");
+}
+
+#[test]
+fn eval_names_a_bad_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("in.mp4");
+    make_clip(&good, 5, None);
+    let text = dir.path().join("notes.mp4");
+    std::fs::write(&text, "not a video").unwrap();
+    for (bad, why) in [
+        (dir.path().join("missing.mp4"), "no such file"),
+        (text, "notes.mp4"),
+    ] {
+        stylize()
+            .args(["eval", "temporal", "--input"])
+            .arg(&good)
+            .arg("--output")
+            .arg(&bad)
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains(
+                bad.file_name().unwrap().to_str().unwrap(),
+            ))
+            .stderr(predicate::str::contains(why));
+    }
+}
