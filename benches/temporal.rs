@@ -6,7 +6,13 @@
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use stylize::frame::{OwnedFrame, PixelFormat};
-use stylize::temporal::{FlowPreset, TemporalFilter, TemporalMode, TemporalOptions};
+use stylize::temporal::blend::{
+    ConfidenceParams, WarpScratch, confidence, luma_downscale, warp_blend,
+};
+use stylize::temporal::{
+    DisFlow, FlowField, FlowPreset, GrayImage, TemporalFilter, TemporalMode, TemporalOptions,
+    auto_flow_divisor, flow_params,
+};
 
 const SIZES: [(usize, usize); 3] = [(640, 360), (1280, 720), (1920, 1080)];
 
@@ -64,5 +70,62 @@ fn bench_flow_blend(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench_flow_blend);
+/// The stages of one frame at 1280x720 (flow on 320x180 luma), one by one.
+fn bench_stages(c: &mut Criterion) {
+    let mut g = c.benchmark_group("flow_stages_1280x720");
+    g.sample_size(30);
+    let (w, h) = (1280, 720);
+    let n = auto_flow_divisor(w);
+    let (a, b) = (frame(w, h, 0.0), frame(w, h, 2.5));
+    let (mut la, mut lb) = (GrayImage::default(), GrayImage::default());
+    g.bench_function("luma", |bn| {
+        bn.iter(|| luma_downscale(&a.as_frame(), n, &mut la))
+    });
+    luma_downscale(&b.as_frame(), n, &mut lb);
+    let (mut fwd, mut bwd) = (FlowField::default(), FlowField::default());
+    for preset in [FlowPreset::UltraFast, FlowPreset::Fast, FlowPreset::Medium] {
+        let mut dis = DisFlow::new(flow_params(preset, la.width()));
+        g.bench_function(format!("flow_{preset:?}"), |bn| {
+            bn.iter(|| dis.calc(&la, &lb, &mut fwd).unwrap())
+        });
+    }
+    let mut dis = DisFlow::new(flow_params(FlowPreset::Fast, la.width()));
+    dis.calc(&lb, &la, &mut bwd).unwrap();
+    let mut conf = Vec::new();
+    let p = ConfidenceParams::default();
+    g.bench_function("confidence", |bn| {
+        bn.iter(|| confidence(&lb, &la, &bwd, &fwd, &p, &mut conf))
+    });
+    for format in [PixelFormat::Rgbx, PixelFormat::Rgb] {
+        let hist = frame(w, h, 0.0);
+        let hist = if format == PixelFormat::Rgbx {
+            hist
+        } else {
+            let rgb: Vec<u8> = hist
+                .data()
+                .chunks_exact(4)
+                .flat_map(|p| [p[0], p[1], p[2]])
+                .collect();
+            OwnedFrame::from_vec(rgb, w, h, PixelFormat::Rgb).unwrap()
+        };
+        let mut out = hist.clone();
+        let mut scratch = WarpScratch::default();
+        g.bench_function(format!("warp_blend_{format}"), |bn| {
+            bn.iter(|| {
+                warp_blend(
+                    &mut out.as_frame_mut(),
+                    &hist.as_frame(),
+                    &bwd,
+                    &conf,
+                    n,
+                    0.8,
+                    &mut scratch,
+                )
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench_flow_blend, bench_stages);
 criterion_main!(benches);

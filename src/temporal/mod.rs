@@ -75,17 +75,24 @@ pub fn auto_flow_divisor(width: usize) -> usize {
 }
 
 /// DIS parameters for a luma image `width` pixels wide: the preset's patch size, stride and
-/// iterations, with the finest scale chosen so that the flow field is [`MIN_FLOW_WIDTH`] to
-/// twice that wide. Finer flow costs time on every frame and gains little once the
-/// confidence map masks motion boundaries; coarser blurs them over too many pixels.
+/// iterations, with the finest scale chosen so that the flow field is between
+/// [`min_flow_width`] and twice that. Finer flow costs time on every frame; coarser blurs
+/// motion boundaries over more pixels and leaves more flicker (measured in
+/// docs/TEMPORAL.md).
 pub fn flow_params(preset: FlowPreset, width: usize) -> DisParams {
     let mut p = DisParams::preset(preset);
-    p.finest_scale = (width / MIN_FLOW_WIDTH).max(1).ilog2() as usize;
+    p.finest_scale = (width / min_flow_width(preset)).max(1).ilog2() as usize;
     p
 }
 
-/// The narrowest flow field worth computing (see [`flow_params`]).
-pub const MIN_FLOW_WIDTH: usize = 320;
+/// The narrowest flow field a preset computes: 160 pixels for `ultrafast` (the real-time
+/// choice), 320 for the others.
+pub fn min_flow_width(preset: FlowPreset) -> usize {
+    match preset {
+        FlowPreset::UltraFast => 160,
+        FlowPreset::Fast | FlowPreset::Medium => 320,
+    }
+}
 
 /// What [`TemporalFilter::blend`] did with a frame.
 #[derive(Clone, Copy, Debug, PartialEq)]
