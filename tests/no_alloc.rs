@@ -8,7 +8,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use common::*;
 use stylize::engine::{EngineOptions, Provider};
-use stylize::frame::{FrameMut, PixelFormat};
+use stylize::frame::{FrameMut, OwnedFrame, PixelFormat};
+use stylize::temporal::{FlowPreset, TemporalFilter, TemporalMode, TemporalOptions};
 use stylize::{SpecOverrides, Stylizer, StylizerOptions};
 
 struct Counting;
@@ -66,8 +67,50 @@ fn count_steady_state(model: &str, format: PixelFormat, scale: f32) -> usize {
     ALLOCS.load(Ordering::Relaxed) - before
 }
 
+/// Flow blending of a panning picture: luma, both flows, confidence, warp and blend.
+fn count_temporal(format: PixelFormat, preset: FlowPreset) -> usize {
+    let (w, h, rgb) = load_rgb(&data().join("input.png"));
+    let bpp = format.bytes_per_pixel();
+    let frames: Vec<OwnedFrame> = (0..3)
+        .map(|shift| {
+            let mut buf = vec![0u8; w * h * bpp];
+            for y in 0..h {
+                for x in 0..w {
+                    let sx = (x + shift) % w;
+                    let d = (y * w + x) * bpp;
+                    buf[d..d + 3].copy_from_slice(&rgb[(y * w + sx) * 3..(y * w + sx) * 3 + 3]);
+                }
+            }
+            OwnedFrame::from_vec(buf, w, h, format).unwrap()
+        })
+        .collect();
+    let mut t = TemporalFilter::new(TemporalOptions {
+        preset,
+        ..TemporalOptions::default()
+    });
+    let mut out = frames[0].clone();
+    let mut run = |i: usize, t: &mut TemporalFilter| {
+        let f = &frames[i % 3];
+        t.observe(&f.as_frame(), TemporalMode::Flow);
+        out.as_frame_mut().copy_from(&f.as_frame()).unwrap();
+        t.blend(&mut out.as_frame_mut(), TemporalMode::Flow, 0.8)
+            .unwrap();
+    };
+    for i in 0..2 {
+        run(i, &mut t);
+    }
+    let before = ALLOCS.load(Ordering::Relaxed);
+    for i in 2..12 {
+        run(i, &mut t);
+    }
+    ALLOCS.load(Ordering::Relaxed) - before
+}
+
+// One test: the allocation counter is global, so nothing else may run beside it.
 #[test]
 fn steady_state_frames_do_not_allocate() {
+    assert_eq!(count_temporal(PixelFormat::Rgbx, FlowPreset::Medium), 0);
+    assert_eq!(count_temporal(PixelFormat::Rgb, FlowPreset::UltraFast), 0);
     // Same size as the model: frame -> tensor -> frame.
     assert_eq!(
         count_steady_state("models/gan_pm1_mult8.onnx", PixelFormat::Rgb, 1.0),
