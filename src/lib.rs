@@ -6,7 +6,8 @@
 //! - [`frame`] converts frames to and from tensors without allocating;
 //! - [`stylizer`] puts these together for one model and a stream of frames;
 //! - [`temporal`] blends successive outputs along the motion of the scene (optical flow);
-//! - [`catalog`] lists the models shipped in `models/`.
+//! - [`catalog`] lists the models shipped in `models/`;
+//! - [`live`] runs a camera (or a test pattern, or a file) through the element in real time.
 #![warn(missing_docs)]
 
 pub mod catalog;
@@ -14,6 +15,7 @@ pub mod convert;
 pub mod element;
 pub mod engine;
 pub mod frame;
+pub mod live;
 pub mod model;
 pub mod runtime;
 pub mod stylizer;

@@ -182,6 +182,60 @@ impl ModelArgs {
 }
 
 impl ModelConfig {
+    /// The `styletransfer` element's properties for these settings (name, value as text);
+    /// the temporal ones are the command's.
+    pub fn element_properties(&self) -> Vec<(String, String)> {
+        let f = &self.flags;
+        let mut p = vec![
+            ("model".to_string(), self.model.display().to_string()),
+            ("provider".into(), self.engine.provider.as_str().into()),
+            ("device-id".into(), self.engine.device_id.to_string()),
+            ("threads".into(), self.engine.threads.to_string()),
+            ("fp16".into(), self.engine.fp16.to_string()),
+            ("strength".into(), self.strength.to_string()),
+            (
+                "inference-scale".into(),
+                self.stylizer.inference_scale.max(0.05).to_string(),
+            ),
+        ];
+        if let Some(d) = &self.engine.engine_cache_dir {
+            p.push(("engine-cache-dir".into(), d.display().to_string()));
+        }
+        if let Some(r) = f.input_range {
+            p.push(("input-range".into(), r.to_string()));
+        }
+        if let Some(o) = f.channel_order {
+            p.push(("channel-order".into(), o.to_string()));
+        }
+        if let Some(r) = f.output_range {
+            p.push(("output-range".into(), r.to_string()));
+        }
+        if let Some(l) = f.layout {
+            p.push(("layout".into(), l.to_string()));
+        }
+        if let Some(n) = f.multiple_of {
+            p.push(("multiple-of".into(), n.to_string()));
+        }
+        if let Some(n) = &f.input {
+            p.push(("input-name".into(), n.clone()));
+        }
+        if let Some(n) = &f.output {
+            p.push(("output-name".into(), n.clone()));
+        }
+        if !f.extra_inputs.is_empty() {
+            let parts: Vec<String> = f
+                .extra_inputs
+                .iter()
+                .map(|(k, v)| {
+                    let vals: Vec<String> = v.iter().map(|x| x.to_string()).collect();
+                    format!("{k}={}", vals.join(","))
+                })
+                .collect();
+            p.push(("extra-input".into(), parts.join(";")));
+        }
+        p
+    }
+
     /// Loads the model; the error names the model and the reason.
     pub fn load(&self) -> Result<Stylizer> {
         Ok(Stylizer::load(

@@ -75,7 +75,7 @@ pub struct ConvertArgs {
     pub preview: Option<PathBuf>,
 }
 
-fn parse_weight(s: &str) -> Result<f64, String> {
+pub(super) fn parse_weight(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(v) if (0.0..=1.0).contains(&v) => Ok(v),
         _ => Err(format!(
@@ -84,7 +84,7 @@ fn parse_weight(s: &str) -> Result<f64, String> {
     }
 }
 
-fn parse_flow_scale(s: &str) -> Result<f64, String> {
+pub(super) fn parse_flow_scale(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(v) if (0.0..=1.0).contains(&v) => Ok(v),
         _ => Err(format!("--flow-scale must be between 0 and 1, got '{s}'")),
@@ -95,7 +95,7 @@ fn parse_codec(s: &str) -> Result<Codec, String> {
     s.parse()
 }
 
-fn parse_size(s: &str) -> Result<(u32, u32), String> {
+pub(super) fn parse_size(s: &str) -> Result<(u32, u32), String> {
     let err = || format!("--size takes WxH with sizes from 2 to 16384, e.g. 1280x720; got '{s}'");
     let (w, h) = s.split_once(['x', 'X']).ok_or_else(err)?;
     let p = |v: &str| {
@@ -127,58 +127,13 @@ pub fn parse_time(s: &str) -> Result<Duration, String> {
 }
 
 fn style_settings(m: &ModelConfig, args: &ConvertArgs) -> StyleSettings {
-    let f = &m.flags;
-    let mut p = vec![
-        ("model".to_string(), m.model.display().to_string()),
-        ("provider".into(), m.engine.provider.as_str().into()),
-        ("device-id".into(), m.engine.device_id.to_string()),
-        ("threads".into(), m.engine.threads.to_string()),
-        ("fp16".into(), m.engine.fp16.to_string()),
-        ("strength".into(), m.strength.to_string()),
-        (
-            "inference-scale".into(),
-            m.stylizer.inference_scale.max(0.05).to_string(),
-        ),
-        ("temporal".into(), args.temporal.clone()),
+    let mut p = m.element_properties();
+    p.extend([
+        ("temporal".to_string(), args.temporal.clone()),
         ("temporal-weight".into(), args.temporal_weight.to_string()),
         ("flow-preset".into(), args.flow_preset.clone()),
         ("flow-scale".into(), args.flow_scale.to_string()),
-    ];
-    if let Some(d) = &m.engine.engine_cache_dir {
-        p.push(("engine-cache-dir".into(), d.display().to_string()));
-    }
-    if let Some(r) = f.input_range {
-        p.push(("input-range".into(), r.to_string()));
-    }
-    if let Some(o) = f.channel_order {
-        p.push(("channel-order".into(), o.to_string()));
-    }
-    if let Some(r) = f.output_range {
-        p.push(("output-range".into(), r.to_string()));
-    }
-    if let Some(l) = f.layout {
-        p.push(("layout".into(), l.to_string()));
-    }
-    if let Some(n) = f.multiple_of {
-        p.push(("multiple-of".into(), n.to_string()));
-    }
-    if let Some(n) = &f.input {
-        p.push(("input-name".into(), n.clone()));
-    }
-    if let Some(n) = &f.output {
-        p.push(("output-name".into(), n.clone()));
-    }
-    if !f.extra_inputs.is_empty() {
-        let parts: Vec<String> = f
-            .extra_inputs
-            .iter()
-            .map(|(k, v)| {
-                let vals: Vec<String> = v.iter().map(|x| x.to_string()).collect();
-                format!("{k}={}", vals.join(","))
-            })
-            .collect();
-        p.push(("extra-input".into(), parts.join(";")));
-    }
+    ]);
     StyleSettings { properties: p }
 }
 

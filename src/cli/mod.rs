@@ -3,9 +3,11 @@
 mod bench;
 mod common;
 mod convert;
+mod devices;
 mod doctor;
 mod eval;
 mod image;
+mod live;
 mod models;
 
 use std::process::ExitCode;
@@ -37,6 +39,13 @@ enum Command {
     ///
     /// Example: stylize convert in.mp4 out.mp4 --model starry_night --preview sheet.png
     Convert(convert::ConvertArgs),
+    /// Stylise a camera (or a test pattern, or a file) live, to a window, a virtual camera,
+    /// a file or nowhere.
+    ///
+    /// Example: stylize live --source test --sink null --frames 300 --inference-scale 0.5
+    Live(live::LiveArgs),
+    /// List the cameras `stylize live` can use, with their formats.
+    Devices(devices::DevicesArgs),
     /// List the shipped models and their cards.
     Models(models::ModelsArgs),
     /// Check ONNX Runtime, its providers, the GPU, GStreamer and cameras.
@@ -86,6 +95,11 @@ pub fn main() -> ExitCode {
             Ok(code) => return ExitCode::from(code),
             Err(e) => Err(e),
         },
+        Command::Live(a) => match live::run(a) {
+            Ok(code) => return ExitCode::from(code),
+            Err(e) => Err(e),
+        },
+        Command::Devices(a) => devices::run(a),
         Command::Image(a) => image::run(a),
         Command::Models(a) => models::run(a),
         Command::Doctor(a) => doctor::run(a),

@@ -60,7 +60,7 @@ impl Container {
             Container::Mov => "mov",
         }
     }
-    fn muxer(self) -> &'static str {
+    pub(crate) fn muxer(self) -> &'static str {
         match self {
             Container::Mp4 => "mp4mux",
             Container::Mkv => "matroskamux",
@@ -136,7 +136,7 @@ impl Codec {
             Codec::Vp9 | Codec::Av1 => (0, 63),
         }
     }
-    fn default_quality(self) -> u32 {
+    pub(crate) fn default_quality(self) -> u32 {
         match self {
             Codec::H264 => 20,
             Codec::H265 => 24,
@@ -266,7 +266,7 @@ fn deep_queue() -> Result<gst::Element, String> {
     Ok(q)
 }
 
-fn make(factory: &str) -> Result<gst::Element, ConvertError> {
+pub(crate) fn make(factory: &str) -> Result<gst::Element, ConvertError> {
     gst::ElementFactory::make(factory).build().map_err(|_| {
         ConvertError::Failed(format!(
             "GStreamer element '{factory}' is missing (run scripts/setup.sh; `stylize doctor` lists what is missing)"
@@ -274,7 +274,7 @@ fn make(factory: &str) -> Result<gst::Element, ConvertError> {
     })
 }
 
-fn video_encoder(codec: Codec, rate: Rate) -> Result<Vec<gst::Element>, ConvertError> {
+pub(crate) fn video_encoder(codec: Codec, rate: Rate) -> Result<Vec<gst::Element>, ConvertError> {
     let threads = std::thread::available_parallelism()
         .map(|n| n.get() as u32)
         .unwrap_or(2);

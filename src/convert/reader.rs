@@ -25,6 +25,7 @@ pub struct VideoReader {
     path: PathBuf,
     pipeline: gst::Pipeline,
     sink: gst_app::AppSink,
+    frame_rate: Option<gst::Fraction>,
 }
 
 /// No frame for this long means the decoder is stuck (a broken file).
@@ -69,7 +70,14 @@ impl VideoReader {
             path: path.to_path_buf(),
             pipeline,
             sink,
+            frame_rate: None,
         })
+    }
+
+    /// The video's frame rate, known once a frame has been read (`None` before, or for a
+    /// variable-rate stream).
+    pub fn frame_rate(&self) -> Option<gst::Fraction> {
+        self.frame_rate
     }
 
     /// Reads the next frame into `frame` (reshaped as needed); `false` at the end.
@@ -101,6 +109,8 @@ impl VideoReader {
             .caps()
             .ok_or_else(|| input_err("frame without caps".into()))?;
         let info = gst_video::VideoInfo::from_caps(caps).map_err(|e| input_err(e.to_string()))?;
+        let fps = info.fps();
+        self.frame_rate = (fps.numer() > 0 && fps.denom() > 0).then_some(fps);
         let buffer = sample
             .buffer()
             .ok_or_else(|| input_err("empty sample".into()))?;
