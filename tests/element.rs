@@ -289,6 +289,85 @@ fn temporal_flow_through_a_pipeline() {
 }
 
 #[test]
+fn parallel_frames_keep_order_and_blend_as_one_model_does() {
+    let (_, _, x) = load_rgb(&data().join("input.png"));
+    let y: Vec<u8> = x.iter().map(|v| 255 - v).collect();
+    let z: Vec<u8> = x.iter().map(|v| v / 2 + 60).collect();
+    let run = |parallel: &str, temporal: &str| {
+        let mut h = harness(&[
+            ("model", &model(GAN)),
+            ("parallel-frames", parallel),
+            ("temporal", temporal),
+            ("temporal-weight", "0.5"),
+        ]);
+        for (i, f) in [&x, &y, &z, &x, &z, &y].iter().enumerate() {
+            h.push(buffer_of(f, i as u64, false)).unwrap();
+        }
+        pull_all(&mut h, 6)
+    };
+    for temporal in ["none", "ema"] {
+        let (one, two) = (run("1", temporal), run("2", temporal));
+        for (i, (a, b)) in one.iter().zip(&two).enumerate() {
+            assert_eq!(b.pts(), Some(gst::ClockTime::from_mseconds(i as u64 * 33)));
+            assert_eq!(bytes(a), bytes(b), "{temporal}: frame {i}");
+        }
+    }
+}
+
+#[test]
+fn parallel_frames_through_a_pipeline_with_flow_and_a_model_swap() {
+    let n = run_pipeline(&format!(
+        "videotestsrc num-buffers=30 pattern=ball ! video/x-raw,width=160,height=90,format=RGBx ! \
+         styletransfer provider=cpu model={} parallel-frames=2 temporal=flow flow-preset=ultrafast ! \
+         fakesink name=out",
+        model(GAN)
+    ))
+    .unwrap();
+    assert_eq!(n, 30);
+    // A new model while playing: loaded once per unit, swapped in without a gap.
+    init();
+    let pipeline = gst::parse::launch(&format!(
+        "videotestsrc num-buffers=150 is-live=true ! \
+         video/x-raw,width=64,height=48,format=RGB,framerate=100/1 ! \
+         styletransfer name=st provider=cpu model={} parallel-frames=2 drop-frames=false ! \
+         fakesink name=out sync=false",
+        model(GAN)
+    ))
+    .unwrap()
+    .downcast::<gst::Pipeline>()
+    .unwrap();
+    let st = pipeline.by_name("st").unwrap();
+    let count = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let (c, st2) = (count.clone(), st.clone());
+    let other = model("models/nhwc_unit_fp16.onnx");
+    pipeline
+        .by_name("out")
+        .unwrap()
+        .static_pad("sink")
+        .unwrap()
+        .add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+            if c.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 10 {
+                st2.set_property("model", other.as_str());
+            }
+            gst::PadProbeReturn::Ok
+        });
+    pipeline.set_state(gst::State::Playing).unwrap();
+    let msg = pipeline
+        .bus()
+        .unwrap()
+        .timed_pop_filtered(
+            gst::ClockTime::from_seconds(60),
+            &[gst::MessageType::Eos, gst::MessageType::Error],
+        )
+        .expect("finished");
+    pipeline.set_state(gst::State::Null).unwrap();
+    assert!(matches!(msg.view(), gst::MessageView::Eos(_)), "{msg:?}");
+    assert_eq!(count.load(std::sync::atomic::Ordering::SeqCst), 150);
+    let active: String = st.property("active-model");
+    assert!(active.ends_with("nhwc_unit_fp16.onnx"), "{active}");
+}
+
+#[test]
 fn model_swap_mid_stream_has_no_gap() {
     let weights: Vec<f32> = (0..26).map(|i| if i == 2 { 1.0 } else { 0.0 }).collect();
     let mut h = harness(&[("model", &model(GAN))]);

@@ -36,6 +36,10 @@ pub struct ConvertArgs {
     /// Scale of the frame the optical flow runs on, 1/n (0 = auto: about 320 pixels wide).
     #[arg(long, default_value = "0", value_parser = parse_flow_scale, value_name = "F")]
     pub flow_scale: f64,
+    /// Frames stylised at once, each by its own copy of the model (0 = auto: 2 on a CPU
+    /// with two or more cores, else 1). Offline, throughput is what counts.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=8), value_name = "N")]
+    pub parallel_frames: u32,
     /// Weight of the previous output when blending (0..1).
     #[arg(long, default_value = "0.5", value_parser = parse_weight, value_name = "F")]
     pub temporal_weight: f64,
@@ -133,6 +137,7 @@ fn style_settings(m: &ModelConfig, args: &ConvertArgs) -> StyleSettings {
         ("temporal-weight".into(), args.temporal_weight.to_string()),
         ("flow-preset".into(), args.flow_preset.clone()),
         ("flow-scale".into(), args.flow_scale.to_string()),
+        ("parallel-frames".into(), args.parallel_frames.to_string()),
     ]);
     StyleSettings { properties: p }
 }

@@ -1,9 +1,12 @@
 //! Implementation of `styletransfer`.
 //!
-//! Frames are stylised on a worker thread that owns the model, so inference overlaps the
-//! decoding upstream and the encoding or display downstream. `submit_input_buffer` sends a
-//! frame to the worker through a bounded channel (at most [`MAX_IN_FLIGHT`] frames in the
-//! element), `generate_output` pushes finished frames in order. Serialized events (EOS,
+//! Frames are stylised off the streaming thread, so inference overlaps the decoding
+//! upstream and the encoding or display downstream: a worker thread hands frames in turn to
+//! the inference units (threads that own a copy of the model: one, or several with
+//! `parallel-frames`), takes them back in order and blends them over time.
+//! `submit_input_buffer` sends a frame to the worker through a bounded channel (at most one
+//! frame per unit plus one waiting in the element), `generate_output` pushes finished
+//! frames in order. Serialized events (EOS,
 //! segments, caps) wait until every frame before them has been pushed; FLUSH discards them.
 //! A model change while playing loads on its own thread and is swapped in by the worker at a
 //! frame boundary, after a test inference at the current frame size.
@@ -49,13 +52,12 @@ const DEFAULT_DEVICE_ID: u32 = 0;
 const DEFAULT_FP16: bool = true;
 const DEFAULT_THREADS: u32 = 0;
 const DEFAULT_DROP_FRAMES: bool = true;
+const DEFAULT_PARALLEL_FRAMES: u32 = 1;
 const DEFAULT_FLOW_PRESET: FlowPresetProp = FlowPresetProp::Medium;
 const DEFAULT_FLOW_SCALE: f64 = 0.0;
 
-/// Frames inside the element at most: one in the model, one waiting for it.
-pub(super) const MAX_IN_FLIGHT: usize = 2;
-/// Capacity of the finished-frames channel: never reached (at most MAX_IN_FLIGHT + 1 frames
-/// are outstanding), so the worker never blocks on it, and a bounded channel does not
+/// Capacity of the finished-frames channel: never reached (at most `window` + 1 frames are
+/// outstanding, and `parallel-frames` is at most 8), so the worker never blocks on it, and a bounded channel does not
 /// allocate per message.
 const DONE_CAPACITY: usize = 16;
 /// Inference times kept for the mean and p95 statistics.
@@ -84,6 +86,7 @@ struct Settings {
     output_name: Option<String>,
     extra_input: Option<String>,
     drop_frames: bool,
+    parallel_frames: u32,
 }
 
 impl Default for Settings {
@@ -110,6 +113,7 @@ impl Default for Settings {
             output_name: None,
             extra_input: None,
             drop_frames: DEFAULT_DROP_FRAMES,
+            parallel_frames: DEFAULT_PARALLEL_FRAMES,
         }
     }
 }
@@ -172,13 +176,14 @@ impl Settings {
         Ok(o)
     }
 
-    /// Loads the configured model.
-    fn load(&self) -> Result<(Stylizer, PathBuf), String> {
+    /// Loads the configured model with this many intra-op threads (0 = ONNX Runtime's
+    /// choice).
+    fn load_with(&self, threads: usize) -> Result<(Stylizer, PathBuf), String> {
         let path = self.model_path()?;
         let engine = EngineOptions {
             provider: self.provider.into(),
             device_id: self.device_id,
-            threads: self.threads as usize,
+            threads,
             fp16: self.fp16,
             engine_cache_dir: self.engine_cache_dir.as_ref().map(PathBuf::from),
             profile: None,
@@ -193,6 +198,36 @@ impl Settings {
         )
         .map_err(|e| e.to_string())?;
         Ok((s, path))
+    }
+
+    /// Loads one copy of the model per inference unit (`parallel-frames`; 0 = two on a CPU
+    /// with two cores or more, else one). Units share the cores: unless `threads` is set,
+    /// each gets cores / units threads — on small frames, two one-thread models keep two
+    /// cores busier than one two-thread model.
+    fn load_units(&self) -> Result<(Vec<Stylizer>, PathBuf), String> {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let want = self.parallel_frames as usize;
+        let threads = |n: usize| {
+            if self.threads > 0 {
+                self.threads as usize
+            } else if n > 1 {
+                (cores / n).max(1)
+            } else {
+                0
+            }
+        };
+        let guess = if want == 0 { cores.min(2) } else { want };
+        let (first, path) = self.load_with(threads(guess))?;
+        let n = match want {
+            0 if first.engine().provider() == crate::ActiveProvider::Cpu => guess,
+            0 => 1,
+            n => n,
+        };
+        let mut units = vec![first];
+        for _ in 1..n {
+            units.push(self.load_with(threads(n))?.0);
+        }
+        Ok((units, path))
     }
 }
 
@@ -232,7 +267,8 @@ enum Done {
 
 struct Swap {
     generation: u64,
-    stylizer: Box<Stylizer>,
+    /// One per inference unit.
+    stylizers: Vec<Stylizer>,
     path: PathBuf,
 }
 
@@ -303,6 +339,8 @@ struct State {
     worker: Option<JoinHandle<()>>,
     info: Option<VideoInfo>,
     in_flight: usize,
+    /// Frames the element holds at most: one per inference unit and one waiting.
+    window: usize,
     live: Option<bool>,
     reset_history: bool,
 }
@@ -326,80 +364,297 @@ fn pixel_format(f: VideoFormat) -> Option<PixelFormat> {
     })
 }
 
-/// The worker: owns the model and the temporal history.
+/// Work for one inference unit (a thread that owns one copy of the model).
+enum UnitJob {
+    Frame {
+        buffer: gst::Buffer,
+        info: VideoInfo,
+        strength: f32,
+        inference_scale: f32,
+    },
+    Probe {
+        width: usize,
+        height: usize,
+        format: PixelFormat,
+        reply: Sender<Result<(), String>>,
+    },
+    Swap(Box<Stylizer>),
+}
+
+/// A stylised frame and the time the model took, or why it failed.
+type UnitDone = Result<(gst::Buffer, f64), String>;
+
+/// One inference unit: stylises the frames it is given, in order.
+fn unit_main(mut stylizer: Stylizer, jobs: Receiver<UnitJob>, done: Sender<UnitDone>) {
+    while let Ok(job) = jobs.recv() {
+        match job {
+            UnitJob::Frame {
+                buffer,
+                info,
+                strength,
+                inference_scale,
+            } => {
+                if done
+                    .send(stylise(
+                        &mut stylizer,
+                        buffer,
+                        &info,
+                        strength,
+                        inference_scale,
+                    ))
+                    .is_err()
+                {
+                    break;
+                }
+            }
+            UnitJob::Probe {
+                width,
+                height,
+                format,
+                reply,
+            } => {
+                let _ = reply.send(probe(&mut stylizer, width, height, format));
+            }
+            UnitJob::Swap(s) => stylizer = *s,
+        }
+    }
+}
+
+fn stylise(
+    stylizer: &mut Stylizer,
+    mut buffer: gst::Buffer,
+    info: &VideoInfo,
+    strength: f32,
+    inference_scale: f32,
+) -> UnitDone {
+    let format = pixel_format(info.format())
+        .ok_or_else(|| format!("unsupported format {:?}", info.format()))?;
+    buffer.make_mut();
+    let mut vf = gst_video::VideoFrame::from_buffer_writable(buffer, info)
+        .map_err(|_| "cannot map the frame for writing".to_string())?;
+    let (w, h) = (info.width() as usize, info.height() as usize);
+    let stride = vf.plane_stride()[0] as usize;
+    let data = vf.plane_data_mut(0).map_err(|e| e.to_string())?;
+    let mut frame = FrameMut::new(data, w, h, stride, format).map_err(|e| e.to_string())?;
+    if (stylizer.options().inference_scale - inference_scale).abs() > f32::EPSILON {
+        stylizer.set_inference_scale(inference_scale);
+    }
+    let t = Instant::now();
+    stylizer
+        .process(&mut frame, strength)
+        .map_err(|e| e.to_string())?;
+    Ok((vf.into_buffer(), t.elapsed().as_secs_f64() * 1e3))
+}
+
+/// A frame inside the worker, in stream order.
+enum Slot {
+    /// Being stylised by a unit.
+    Busy {
+        unit: usize,
+        info: VideoInfo,
+        params: Params,
+        reset: bool,
+    },
+    /// Passed through unchanged (strength 0).
+    Ready(gst::Buffer),
+}
+
+/// The worker: hands frames to the inference units in turn (one unit normally; several
+/// stylise successive frames in parallel with `parallel-frames`), takes them back in order
+/// and applies the temporal blending, which needs the frames one after another.
 struct Worker {
-    stylizer: Stylizer,
+    units: Vec<(Sender<UnitJob>, Receiver<UnitDone>)>,
+    threads: Vec<JoinHandle<()>>,
+    order: std::collections::VecDeque<Slot>,
     temporal: TemporalFilter,
+    /// A new model took over: the next frame starts a new history.
+    reset_next: bool,
     shared: Arc<Shared>,
 }
 
 impl Worker {
+    fn new(stylizers: Vec<Stylizer>, shared: Arc<Shared>) -> Result<Self, String> {
+        let n = stylizers.len();
+        let mut units = Vec::with_capacity(n);
+        let mut threads = Vec::with_capacity(n);
+        for (i, s) in stylizers.into_iter().enumerate() {
+            // Capacity 1: a unit holds at most one frame (frames go to idle units only).
+            let (jtx, jrx) = bounded::<UnitJob>(1);
+            let (dtx, drx) = bounded::<UnitDone>(1);
+            let handle = std::thread::Builder::new()
+                .name(format!("styletransfer-{i}"))
+                .spawn(move || unit_main(s, jrx, dtx))
+                .map_err(|e| format!("cannot start an inference thread: {e}"))?;
+            units.push((jtx, drx));
+            threads.push(handle);
+        }
+        Ok(Worker {
+            units,
+            threads,
+            order: std::collections::VecDeque::with_capacity(n + 2),
+            temporal: TemporalFilter::new(TemporalOptions::default()),
+            reset_next: false,
+            shared,
+        })
+    }
+
+    fn busy(&self) -> usize {
+        self.order
+            .iter()
+            .filter(|s| matches!(s, Slot::Busy { .. }))
+            .count()
+    }
+
     fn run(mut self, jobs: Receiver<Job>, done: Sender<Done>, swaps: Receiver<Swap>) {
-        while let Ok(job) = jobs.recv() {
-            // A model that finished loading takes over at this frame boundary.
-            while let Ok(swap) = swaps.try_recv() {
-                if swap.generation == self.shared.generation.load(Ordering::SeqCst) {
-                    self.stylizer = *swap.stylizer;
-                    *self.shared.active_provider.lock().unwrap() =
-                        self.stylizer.engine().provider().to_string();
-                    *self.shared.active_model.lock().unwrap() = swap.path.display().to_string();
-                    self.temporal.reset();
+        loop {
+            // The oldest frame leaves as soon as it is ready; a new frame is taken whenever a
+            // unit is free.
+            if let Some(Slot::Ready(_)) = self.order.front() {
+                let Some(Slot::Ready(b)) = self.order.pop_front() else {
+                    unreachable!()
+                };
+                if done.send(Done::Frame(b)).is_err() {
+                    break;
+                }
+                continue;
+            }
+            let oldest_unit = match self.order.front() {
+                Some(Slot::Busy { unit, .. }) => Some(*unit),
+                _ => None,
+            };
+            let take_job = self.busy() < self.units.len();
+            let mut sel = crossbeam_channel::Select::new();
+            let job_op = take_job.then(|| sel.recv(&jobs));
+            let unit_op = oldest_unit.map(|u| sel.recv(&self.units[u].1));
+            if job_op.is_none() && unit_op.is_none() {
+                break; // cannot happen: with no frame inside, a unit is free
+            }
+            let op = sel.select();
+            if Some(op.index()) == job_op {
+                match op.recv(&jobs) {
+                    Ok(job) => {
+                        self.take_swaps(&swaps);
+                        self.dispatch(job);
+                    }
+                    Err(_) => {
+                        // The element stopped: frames inside are not wanted any more.
+                        break;
+                    }
+                }
+            } else {
+                let u = oldest_unit.expect("selected a unit");
+                let result = op.recv(&self.units[u].1);
+                let Some(Slot::Busy {
+                    info,
+                    params,
+                    reset,
+                    ..
+                }) = self.order.pop_front()
+                else {
+                    unreachable!()
+                };
+                let out = match result {
+                    Ok(Ok(r)) => self.finish(r, &info, params, reset),
+                    Ok(Err(e)) => Err(e),
+                    Err(_) => Err("an inference thread stopped".to_string()),
+                };
+                if out.is_err() {
+                    self.temporal.skip();
+                }
+                let msg = match out {
+                    Ok(b) => Done::Frame(b),
+                    Err(e) => Done::Failed(e),
+                };
+                if done.send(msg).is_err() {
+                    break;
                 }
             }
-            match job {
-                Job::Probe {
+        }
+        drop(self.units);
+        for t in self.threads {
+            let _ = t.join();
+        }
+    }
+
+    /// A model that finished loading takes over at this frame boundary.
+    fn take_swaps(&mut self, swaps: &Receiver<Swap>) {
+        while let Ok(swap) = swaps.try_recv() {
+            if swap.generation != self.shared.generation.load(Ordering::SeqCst)
+                || swap.stylizers.len() != self.units.len()
+            {
+                continue;
+            }
+            *self.shared.active_provider.lock().unwrap() =
+                swap.stylizers[0].engine().provider().to_string();
+            *self.shared.active_model.lock().unwrap() = swap.path.display().to_string();
+            for (unit, s) in self.units.iter().zip(swap.stylizers) {
+                let _ = unit.0.send(UnitJob::Swap(Box::new(s)));
+            }
+            self.reset_next = true;
+        }
+    }
+
+    fn dispatch(&mut self, job: Job) {
+        match job {
+            Job::Probe {
+                width,
+                height,
+                format,
+                reply,
+            } => {
+                // Probes come with no frame inside (caps changes drain first).
+                let _ = self.units[0].0.send(UnitJob::Probe {
                     width,
                     height,
                     format,
                     reply,
-                } => {
-                    let _ = reply.send(probe(&mut self.stylizer, width, height, format));
+                });
+            }
+            Job::Frame {
+                buffer,
+                info,
+                params,
+                reset_history,
+            } => {
+                let reset = std::mem::take(&mut self.reset_next) || reset_history;
+                if params.strength <= 0.0 {
+                    // Bit-exact passthrough; the history no longer matches what is shown.
+                    self.temporal.reset();
+                    self.order.push_back(Slot::Ready(buffer));
+                    return;
                 }
-                Job::Frame {
+                self.observe(&buffer, &info, params);
+                // Any idle unit: results are taken back in stream order whichever unit
+                // made them, so a slow frame on one unit does not idle the others.
+                let unit = (0..self.units.len())
+                    .find(|u| {
+                        !self
+                            .order
+                            .iter()
+                            .any(|s| matches!(s, Slot::Busy { unit, .. } if unit == u))
+                    })
+                    .unwrap_or(0);
+                let sent = self.units[unit].0.send(UnitJob::Frame {
                     buffer,
+                    info: info.clone(),
+                    strength: params.strength,
+                    inference_scale: params.inference_scale,
+                });
+                if sent.is_err() {
+                    gst::error!(CAT, "inference thread {unit} has stopped");
+                }
+                self.order.push_back(Slot::Busy {
+                    unit,
                     info,
                     params,
-                    reset_history,
-                } => {
-                    let out = match self.process(buffer, &info, params, reset_history) {
-                        Ok(b) => Done::Frame(b),
-                        Err(e) => Done::Failed(e),
-                    };
-                    if done.send(out).is_err() {
-                        break;
-                    }
-                }
+                    reset,
+                });
             }
         }
     }
 
-    fn process(
-        &mut self,
-        mut buffer: gst::Buffer,
-        info: &VideoInfo,
-        p: Params,
-        reset_history: bool,
-    ) -> Result<gst::Buffer, String> {
-        if reset_history {
-            self.temporal.reset();
-        }
-        if p.strength <= 0.0 {
-            // Bit-exact passthrough; the history no longer matches what is shown.
-            self.temporal.reset();
-            return Ok(buffer);
-        }
-        let format = pixel_format(info.format())
-            .ok_or_else(|| format!("unsupported format {:?}", info.format()))?;
-        buffer.make_mut();
-        let mut vf = gst_video::VideoFrame::from_buffer_writable(buffer, info)
-            .map_err(|_| "cannot map the frame for writing".to_string())?;
-        let (w, h) = (info.width() as usize, info.height() as usize);
-        let stride = vf.plane_stride()[0] as usize;
-        let data = vf.plane_data_mut(0).map_err(|e| e.to_string())?;
-        let mut frame = FrameMut::new(data, w, h, stride, format).map_err(|e| e.to_string())?;
-        if (self.stylizer.options().inference_scale - p.inference_scale).abs() > f32::EPSILON {
-            self.stylizer.set_inference_scale(p.inference_scale);
-        }
+    /// Shows the input to the temporal filter (flow needs it before stylisation).
+    fn observe(&mut self, buffer: &gst::Buffer, info: &VideoInfo, p: Params) {
         let options = self.temporal.options();
         let preset = p.flow_preset.into();
         if options.preset != preset || options.flow_divisor != p.flow_divisor {
@@ -410,25 +665,59 @@ impl Worker {
             });
         }
         let mode = p.temporal.into();
-        self.temporal.observe(&frame.as_frame(), mode);
-        let t = Instant::now();
-        self.stylizer
-            .process(&mut frame, p.strength)
-            .map_err(|e| e.to_string())?;
-        let ms = t.elapsed().as_secs_f64() * 1e3;
+        let Some(format) = pixel_format(info.format()) else {
+            return self.temporal.observe_none();
+        };
+        let Ok(vf) = gst_video::VideoFrameRef::from_buffer_ref_readable(buffer.as_ref(), info)
+        else {
+            return self.temporal.observe_none();
+        };
+        let (w, h) = (info.width() as usize, info.height() as usize);
+        let stride = vf.plane_stride()[0] as usize;
+        match vf
+            .plane_data(0)
+            .ok()
+            .and_then(|d| crate::frame::Frame::new(d, w, h, stride, format).ok())
+        {
+            Some(f) => self.temporal.observe(&f, mode),
+            None => self.temporal.observe_none(),
+        }
+    }
+
+    /// Blends a stylised frame (in order) and records the statistics.
+    fn finish(
+        &mut self,
+        (buffer, ms): (gst::Buffer, f64),
+        info: &VideoInfo,
+        p: Params,
+        reset: bool,
+    ) -> Result<gst::Buffer, String> {
+        if reset {
+            self.temporal.reset();
+        }
+        let format = pixel_format(info.format())
+            .ok_or_else(|| format!("unsupported format {:?}", info.format()))?;
+        let mut vf = gst_video::VideoFrame::from_buffer_writable(buffer, info)
+            .map_err(|_| "cannot map the frame for writing".to_string())?;
+        let (w, h) = (info.width() as usize, info.height() as usize);
+        let stride = vf.plane_stride()[0] as usize;
+        let data = vf.plane_data_mut(0).map_err(|e| e.to_string())?;
+        let mut frame = FrameMut::new(data, w, h, stride, format).map_err(|e| e.to_string())?;
         let outcome = self
             .temporal
-            .blend(&mut frame, mode, p.temporal_weight)
+            .blend(&mut frame, p.temporal.into(), p.temporal_weight)
             .map_err(|e| e.to_string())?;
+        let mut stats = self.shared.stats.lock().unwrap();
         if let BlendOutcome::Cut { tracked } = outcome {
             gst::debug!(
                 CAT,
                 "scene cut ({:.0}% of pixels followed): history reset",
                 tracked * 100.0
             );
-            self.shared.stats.lock().unwrap().scene_cuts += 1;
+            stats.scene_cuts += 1;
         }
-        self.shared.stats.lock().unwrap().record(ms);
+        stats.record(ms);
+        drop(stats);
         Ok(vf.into_buffer())
     }
 }
@@ -521,20 +810,20 @@ impl StyleTransfer {
         let spawned = std::thread::Builder::new()
             .name("styletransfer-load".into())
             .spawn(move || {
-                let result = settings.load().and_then(|(mut s, path)| {
+                let result = settings.load_units().and_then(|(mut units, path)| {
                     if let Some((w, h, f)) = *shared.frame_size.lock().unwrap() {
-                        probe(&mut s, w, h, f).map_err(|e| {
+                        probe(&mut units[0], w, h, f).map_err(|e| {
                             format!("{} cannot take {w}x{h} {f} frames: {e}", path.display())
                         })?;
                     }
-                    Ok((s, path))
+                    Ok((units, path))
                 });
                 match result {
-                    Ok((stylizer, path)) => {
+                    Ok((stylizers, path)) => {
                         gst::info!(CAT, obj = element, "model {} loaded", path.display());
                         let _ = swaps.send(Swap {
                             generation,
-                            stylizer: Box::new(stylizer),
+                            stylizers,
                             path,
                         });
                     }
@@ -765,6 +1054,16 @@ impl ObjectImpl for StyleTransfer {
                     .blurb("The model file that really runs.")
                     .read_only()
                     .build(),
+                glib::ParamSpecUInt::builder("parallel-frames")
+                    .nick("Parallel frames")
+                    .blurb(&format!(
+                        "Frames stylised at once, each by its own copy of the model (0 = auto: 2 on a CPU with 2+ cores, else 1). More frames per second on a CPU, one more frame of latency per frame.{}",
+                        mutable_note(false)
+                    ))
+                    .maximum(8)
+                    .default_value(DEFAULT_PARALLEL_FRAMES)
+                    .mutable_ready()
+                    .build(),
                 glib::ParamSpecUInt64::builder("frames-processed")
                     .nick("Frames processed")
                     .blurb("Frames stylised since start.")
@@ -817,6 +1116,7 @@ impl ObjectImpl for StyleTransfer {
             "threads" => s.threads = value.get().expect("type checked upstream"),
             "strength" => s.strength = value.get().expect("type checked upstream"),
             "drop-frames" => s.drop_frames = value.get().expect("type checked upstream"),
+            "parallel-frames" => s.parallel_frames = value.get().expect("type checked upstream"),
             "inference-scale" => s.inference_scale = value.get().expect("type checked upstream"),
             "temporal" => s.temporal = value.get().expect("type checked upstream"),
             "temporal-weight" => s.temporal_weight = value.get().expect("type checked upstream"),
@@ -871,6 +1171,7 @@ impl ObjectImpl for StyleTransfer {
             "threads" => s.threads.to_value(),
             "strength" => s.strength.to_value(),
             "drop-frames" => s.drop_frames.to_value(),
+            "parallel-frames" => s.parallel_frames.to_value(),
             "inference-scale" => s.inference_scale.to_value(),
             "temporal" => s.temporal.to_value(),
             "temporal-weight" => s.temporal_weight.to_value(),
@@ -956,33 +1257,32 @@ impl BaseTransformImpl for StyleTransfer {
 
     fn start(&self) -> Result<(), gst::ErrorMessage> {
         let settings = self.settings.lock().unwrap().clone();
-        let (stylizer, path) = settings.load().map_err(|e| {
+        let (stylizers, path) = settings.load_units().map_err(|e| {
             gst::error_msg!(
                 gst::LibraryError::Init,
                 ("cannot load the style model: {e}")
             )
         })?;
+        let units = stylizers.len();
         gst::info!(
             CAT,
             imp = self,
-            "model {} on {} ({})",
+            "model {} on {} ({}), {units} frame(s) in parallel",
             path.display(),
-            stylizer.engine().provider(),
-            stylizer.spec().summary()
+            stylizers[0].engine().provider(),
+            stylizers[0].spec().summary()
         );
-        *self.shared.active_provider.lock().unwrap() = stylizer.engine().provider().to_string();
+        *self.shared.active_provider.lock().unwrap() = stylizers[0].engine().provider().to_string();
         *self.shared.active_model.lock().unwrap() = path.display().to_string();
         *self.shared.stats.lock().unwrap() = Stats::default();
         *self.shared.frame_size.lock().unwrap() = None;
-        let (jobs_tx, jobs_rx) = bounded::<Job>(MAX_IN_FLIGHT - 1);
+        // One frame waits while every unit has one.
+        let (jobs_tx, jobs_rx) = bounded::<Job>(1);
         let pending = jobs_rx.clone();
         let (done_tx, done_rx) = bounded::<Done>(DONE_CAPACITY);
         let (swap_tx, swap_rx) = unbounded::<Swap>();
-        let worker = Worker {
-            stylizer,
-            temporal: TemporalFilter::new(TemporalOptions::default()),
-            shared: self.shared.clone(),
-        };
+        let worker = Worker::new(stylizers, self.shared.clone())
+            .map_err(|e| gst::error_msg!(gst::CoreError::Thread, ("{e}")))?;
         let handle = std::thread::Builder::new()
             .name("styletransfer".into())
             .spawn(move || worker.run(jobs_rx, done_tx, swap_rx))
@@ -997,6 +1297,7 @@ impl BaseTransformImpl for StyleTransfer {
             worker: Some(handle),
             info: None,
             in_flight: 0,
+            window: units + 1,
             live: None,
             reset_history: true,
         });
@@ -1090,7 +1391,7 @@ impl BaseTransformImpl for StyleTransfer {
             let s = state.as_mut().ok_or(gst::FlowError::Flushing)?;
             let info = s.info.clone().ok_or(gst::FlowError::NotNegotiated)?;
             let waiting = s.in_flight.saturating_sub(s.done.len());
-            if live && params.drop_frames && waiting >= MAX_IN_FLIGHT {
+            if live && params.drop_frames && waiting >= s.window {
                 // Live: the newest frame wins. The frame waiting for the model is stale;
                 // take it back and drop it (unless the worker took it meanwhile).
                 if let Ok(stale) = s.pending.try_recv() {
@@ -1211,24 +1512,21 @@ impl VideoFilterImpl for StyleTransfer {
 
 impl StyleTransfer {
     /// Latency this element adds: a frame can wait for the one before it in the model, so
-    /// up to MAX_IN_FLIGHT frame periods (or inference times when the rate is unknown).
+    /// up to `window` frame periods (or inference times when the rate is unknown).
     fn added_latency(&self) -> gst::ClockTime {
-        let period = self
-            .state
-            .lock()
-            .unwrap()
-            .as_ref()
-            .and_then(|s| s.info.as_ref())
-            .and_then(|i| {
-                let fps = i.fps();
-                (fps.numer() > 0).then(|| {
-                    gst::ClockTime::SECOND
-                        .mul_div_floor(fps.denom() as u64, fps.numer() as u64)
-                        .unwrap_or(gst::ClockTime::ZERO)
-                })
-            });
+        let state = self.state.lock().unwrap();
+        let window = state.as_ref().map_or(2, |s| s.window) as u64;
+        let period = state.as_ref().and_then(|s| s.info.as_ref()).and_then(|i| {
+            let fps = i.fps();
+            (fps.numer() > 0).then(|| {
+                gst::ClockTime::SECOND
+                    .mul_div_floor(fps.denom() as u64, fps.numer() as u64)
+                    .unwrap_or(gst::ClockTime::ZERO)
+            })
+        });
+        drop(state);
         let p95 = self.shared.stats.lock().unwrap().p95();
         let per = period.unwrap_or_else(|| gst::ClockTime::from_nseconds((p95 * 1e6) as u64));
-        per * MAX_IN_FLIGHT as u64
+        per * window
     }
 }

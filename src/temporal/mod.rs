@@ -111,19 +111,28 @@ pub enum BlendOutcome {
     },
 }
 
+/// Most inputs observed ahead of their blend (frames in flight in parallel models).
+pub const MAX_AHEAD: usize = 8;
+
 /// Blending state for one stream. Allocates only when the frame size changes.
+///
+/// Every frame goes through [`observe`](Self::observe) (the input, before stylisation) and
+/// then [`blend`](Self::blend) (the output), in stream order; several frames may be observed
+/// before the first of them is blended (up to [`MAX_AHEAD`]), as when frames are stylised in
+/// parallel. [`skip`](Self::skip) stands for the blend of a frame that produced no output.
 #[derive(Debug)]
 pub struct TemporalFilter {
     options: TemporalOptions,
     dis: DisFlow,
-    /// Low-res luma of the previous and current input; `cur` indexes the current one.
-    luma: [GrayImage; 2],
-    cur: usize,
-    /// How many consecutive inputs `luma` holds (0, 1 or 2).
-    observed: u8,
-    /// An input was observed whose output has not been blended yet.
-    pending: bool,
-    divisor: usize,
+    /// Luma of the input whose output is the history, and its divisor.
+    prev: GrayImage,
+    prev_divisor: usize,
+    prev_valid: bool,
+    /// Observed inputs not blended yet, oldest first: (luma, divisor), or `None` for a frame
+    /// observed outside flow mode.
+    ahead: std::collections::VecDeque<Option<(GrayImage, usize)>>,
+    /// Luma buffers to reuse.
+    spare: Vec<GrayImage>,
     fwd: FlowField,
     bwd: FlowField,
     conf: Vec<f32>,
@@ -139,11 +148,11 @@ impl TemporalFilter {
         Self {
             dis: DisFlow::new(DisParams::preset(options.preset)),
             options,
-            luma: [GrayImage::default(), GrayImage::default()],
-            cur: 0,
-            observed: 0,
-            pending: false,
-            divisor: 1,
+            prev: GrayImage::default(),
+            prev_divisor: 1,
+            prev_valid: false,
+            ahead: std::collections::VecDeque::with_capacity(MAX_AHEAD + 1),
+            spare: Vec::with_capacity(MAX_AHEAD + 2),
             fwd: FlowField::default(),
             bwd: FlowField::default(),
             conf: Vec::new(),
@@ -161,22 +170,20 @@ impl TemporalFilter {
 
     /// Changes the settings; a new preset or divisor drops the history.
     pub fn set_options(&mut self, options: TemporalOptions) {
-        if options.preset != self.options.preset {
+        if options.preset != self.options.preset
+            || options.flow_divisor != self.options.flow_divisor
+        {
             // The estimator itself is rebuilt by the next `observe`.
-            self.reset();
-        }
-        if options.flow_divisor != self.options.flow_divisor {
             self.reset();
         }
         self.options = options;
     }
 
-    /// Forgets the past: the next frame is output as it is (flush, discontinuity, new
-    /// segment, new caps, new model).
+    /// Forgets the past: the next frame blended is output as it is (flush, discontinuity,
+    /// new segment, new caps, new model). Frames already observed stay observed.
     pub fn reset(&mut self) {
         self.history_valid = false;
-        self.observed = 0;
-        self.pending = false;
+        self.prev_valid = false;
     }
 
     /// Scene cuts seen since the filter was made.
@@ -191,47 +198,80 @@ impl TemporalFilter {
 
     /// Takes the input frame, before it is stylised (flow mode needs its luma).
     pub fn observe(&mut self, input: &Frame<'_>, mode: TemporalMode) {
-        if mode != TemporalMode::Flow {
-            self.observed = 0;
-            return;
-        }
-        if self.pending {
-            // The previous input never got an output: its luma does not match the history.
+        if self.ahead.len() >= MAX_AHEAD {
+            // Observed frames that were never blended: the oldest no longer line up.
+            if let Some(Some((l, _))) = self.ahead.pop_front() {
+                self.spare.push(l);
+            }
             self.reset();
+        }
+        if mode != TemporalMode::Flow {
+            self.ahead.push_back(None);
+            return;
         }
         let divisor = match self.options.flow_divisor {
             0 => auto_flow_divisor(input.width()),
             d => d,
         };
-        if divisor != self.divisor {
-            self.divisor = divisor;
-            self.observed = 0;
-        }
-        self.cur ^= 1;
-        luma_downscale(input, divisor, &mut self.luma[self.cur]);
-        let params = flow_params(self.options.preset, self.luma[self.cur].width());
+        let mut luma = self.spare.pop().unwrap_or_default();
+        luma_downscale(input, divisor, &mut luma);
+        let params = flow_params(self.options.preset, luma.width());
         if *self.dis.params() != params {
             self.dis = DisFlow::new(params);
         }
-        let prev = &self.luma[self.cur ^ 1];
-        let same = (prev.width(), prev.height())
-            == (self.luma[self.cur].width(), self.luma[self.cur].height());
-        self.observed = if self.observed >= 1 && same { 2 } else { 1 };
-        self.pending = true;
+        self.ahead.push_back(Some((luma, divisor)));
     }
 
-    /// Blends the stylised `out` with the history and makes it the new history.
+    /// Records a frame whose input could not be read: it will be blended without flow.
+    pub fn observe_none(&mut self) {
+        if self.ahead.len() >= MAX_AHEAD {
+            self.skip();
+        }
+        self.ahead.push_back(None);
+    }
+
+    /// Stands for the blend of the oldest observed frame when it produced no output
+    /// (inference failed): the history no longer matches what follows.
+    pub fn skip(&mut self) {
+        if let Some(Some((l, _))) = self.ahead.pop_front() {
+            self.spare.push(l);
+        }
+        self.reset();
+    }
+
+    /// Blends the stylised `out` (the oldest observed frame) with the history and makes it
+    /// the new history.
     pub fn blend(
         &mut self,
         out: &mut FrameMut<'_>,
         mode: TemporalMode,
         weight: f32,
     ) -> Result<BlendOutcome, FrameError> {
-        let pending = std::mem::take(&mut self.pending);
-        if mode == TemporalMode::Flow && !pending {
-            // No input was observed for this output: the luma history no longer matches.
-            self.observed = 0;
+        let cur = self.ahead.pop_front().flatten();
+        let outcome = self.blend_with(out, mode, weight, cur.as_ref());
+        // The current input's luma becomes the previous one, whatever happened.
+        match cur {
+            Some((luma, divisor)) => {
+                let old = std::mem::replace(&mut self.prev, luma);
+                self.spare.push(old);
+                self.prev_divisor = divisor;
+                self.prev_valid = outcome.is_ok();
+            }
+            None => self.prev_valid = false,
         }
+        if outcome.is_err() {
+            self.history_valid = false;
+        }
+        outcome
+    }
+
+    fn blend_with(
+        &mut self,
+        out: &mut FrameMut<'_>,
+        mode: TemporalMode,
+        weight: f32,
+        cur: Option<&(GrayImage, usize)>,
+    ) -> Result<BlendOutcome, FrameError> {
         let weight = weight.clamp(0.0, 1.0);
         if mode == TemporalMode::None || weight <= 0.0 {
             self.history_valid = false;
@@ -244,14 +284,18 @@ impl TemporalFilter {
                 self.history.height(),
                 self.history.format(),
             ) == shape;
-        let outcome = match mode {
-            TemporalMode::None => unreachable!("handled above"),
-            TemporalMode::Ema if same => {
+        let follows = |c: &(GrayImage, usize)| {
+            self.prev_valid
+                && c.1 == self.prev_divisor
+                && (c.0.width(), c.0.height()) == (self.prev.width(), self.prev.height())
+        };
+        let outcome = match (mode, cur) {
+            (TemporalMode::Ema, _) if same => {
                 mix(out, &self.history.as_frame(), weight)?;
                 BlendOutcome::Blended { tracked: 1.0 }
             }
-            TemporalMode::Flow if same && pending && self.observed == 2 => {
-                let (prev, cur) = (&self.luma[self.cur ^ 1], &self.luma[self.cur]);
+            (TemporalMode::Flow, Some(c)) if same && follows(c) => {
+                let (prev, (cur, divisor)) = (&self.prev, c);
                 // Flow fails only on images smaller than a patch: such frames stay per-frame.
                 let flows = self
                     .dis
@@ -278,7 +322,7 @@ impl TemporalFilter {
                         &self.history.as_frame(),
                         &self.bwd,
                         &self.conf,
-                        self.divisor,
+                        *divisor,
                         weight,
                         &mut self.scratch,
                     );
@@ -445,6 +489,44 @@ mod tests {
             d_flow / 6.0
         );
         assert!(d_ema > 4.0 * d_flow, "ema {d_ema} vs flow {d_flow}");
+    }
+
+    #[test]
+    fn frames_observed_ahead_blend_as_in_sequence() {
+        // Two frames in flight (parallel models): observe runs one frame ahead of blend, and
+        // the outputs are those of the one-at-a-time order.
+        let (w, h) = (128, 80);
+        let frames: Vec<OwnedFrame> = (0..6).map(|i| frame(w, h, i as f32 * 2.0, 0.5)).collect();
+        let styled: Vec<OwnedFrame> = frames
+            .iter()
+            .enumerate()
+            .map(|(i, f)| stylise(f, 5 * (i as i32 % 2)))
+            .collect();
+        let mut seq = TemporalFilter::new(TemporalOptions::default());
+        let expected: Vec<OwnedFrame> = (0..6)
+            .map(|i| step(&mut seq, &frames[i], &styled[i], TemporalMode::Flow, 0.8).0)
+            .collect();
+        let mut ahead = TemporalFilter::new(TemporalOptions::default());
+        ahead.observe(&frames[0].as_frame(), TemporalMode::Flow);
+        for i in 0..6 {
+            if i + 1 < 6 {
+                ahead.observe(&frames[i + 1].as_frame(), TemporalMode::Flow);
+            }
+            let mut out = styled[i].clone();
+            ahead
+                .blend(&mut out.as_frame_mut(), TemporalMode::Flow, 0.8)
+                .unwrap();
+            assert_eq!(out.data(), expected[i].data(), "frame {i}");
+        }
+        // A frame that produced no output: the next one starts afresh.
+        ahead.observe(&frames[0].as_frame(), TemporalMode::Flow);
+        ahead.observe(&frames[1].as_frame(), TemporalMode::Flow);
+        ahead.skip();
+        let mut out = styled[1].clone();
+        let o = ahead
+            .blend(&mut out.as_frame_mut(), TemporalMode::Flow, 0.8)
+            .unwrap();
+        assert_eq!((o, out.data()), (BlendOutcome::PerFrame, styled[1].data()));
     }
 
     #[test]
