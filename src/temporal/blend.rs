@@ -229,7 +229,7 @@ pub fn warp_blend(
     let bpp = out.format().bytes_per_pixel();
     let [ro, go, bo] = out.format().rgb_offsets();
     let hstride = history.stride();
-    let (maxx, maxy) = ((w - 1) as f32, (h - 1) as f32);
+    let (maxxq, maxyq) = (((w - 1) * 256) as i32, ((h - 1) * 256) as i32);
     // The top-left source pixel stays at least one pixel from the right and bottom edges
     // (with a weight of 256 on the far one), so its neighbours need no bounds check.
     let (lastx, lasty) = ((w - 2) as i32, (h - 2) as i32);
@@ -264,13 +264,14 @@ pub fn warp_blend(
             .zip(&mut sc.idx)
             .zip(&mut sc.a);
         for ((((&xf, &u), &v), &c), (((gx, gy), idx), a)) in pos.zip(tabs) {
-            // max/min rather than clamp: no NaN assertion, so this vectorises.
-            let sx = (xf + u).max(0.0).min(maxx);
-            let sy = (yf + v).max(0.0).min(maxy);
-            let ix = (sx as i32).min(lastx);
-            let iy = (sy as i32).min(lasty);
-            *gx = ((sx - ix as f32) * 256.0) as i32 as u32;
-            *gy = ((sy - iy as f32) * 256.0) as i32 as u32;
+            // Fixed point (1/256 pixel): one float-to-int conversion per axis, then integer
+            // clamps, so this vectorises.
+            let sx = (((xf + u) * 256.0) as i32).clamp(0, maxxq);
+            let sy = (((yf + v) * 256.0) as i32).clamp(0, maxyq);
+            let ix = (sx >> 8).min(lastx);
+            let iy = (sy >> 8).min(lasty);
+            *gx = (sx - (ix << 8)) as u32;
+            *gy = (sy - (iy << 8)) as u32;
             *idx = iy as u32 * hstride as u32 + ix as u32 * bpp as u32;
             *a = (weight256 * c) as i32;
         }
