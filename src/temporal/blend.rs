@@ -168,8 +168,10 @@ pub struct WarpScratch {
     xtab: Vec<(u32, u32, f32)>,
     /// Per output column, as a float.
     xs: Vec<f32>,
-    /// One low-res row of (u, v, confidence), interpolated vertically.
-    row: Vec<[f32; 3]>,
+    /// Two low-res rows (u, v, confidence), each interpolated to the output width, and
+    /// which low-res rows they hold.
+    up: [[Vec<f32>; 3]; 2],
+    held: [usize; 2],
     /// One output row of u, v (frame pixels) and confidence.
     u: Vec<f32>,
     v: Vec<f32>,
@@ -216,7 +218,11 @@ pub fn warp_blend(
             sc.xtab.push((x0 as u32, x1 as u32, lx - x0 as f32));
             sc.xs.push(x as f32);
         }
-        sc.row.resize(lw, [0.0; 3]);
+        for row in sc.up.iter_mut() {
+            for v in row.iter_mut() {
+                v.resize(w, 0.0);
+            }
+        }
         for v in [&mut sc.u, &mut sc.v, &mut sc.c] {
             v.resize(w, 0.0);
         }
@@ -236,23 +242,38 @@ pub fn warp_blend(
     let flow = bwd.data();
     let hdata = history.data();
     let weight256 = weight * 256.0;
+    // The flow changes every frame: nothing held is valid.
+    sc.held = [usize::MAX; 2];
     for y in 0..h {
         let ly = ((y as f32 + 0.5) / nf - 0.5).clamp(0.0, (lh - 1) as f32);
         let y0 = ly as usize;
         let y1 = (y0 + 1).min(lh - 1);
         let fy = ly - y0 as f32;
-        for (lx, r) in sc.row.iter_mut().enumerate() {
-            let (i0, i1) = (y0 * lw + lx, y1 * lw + lx);
-            r[0] = flow[2 * i0] + (flow[2 * i1] - flow[2 * i0]) * fy;
-            r[1] = flow[2 * i0 + 1] + (flow[2 * i1 + 1] - flow[2 * i0 + 1]) * fy;
-            r[2] = conf[i0] + (conf[i1] - conf[i0]) * fy;
+        // Each low-res row is interpolated to the output width once (a gather), not once per
+        // output row: consecutive output rows share it.
+        if sc.held[0] != y0 {
+            if sc.held[1] == y0 {
+                sc.up.swap(0, 1);
+                sc.held.swap(0, 1);
+            } else {
+                upsample_row(y0, flow, conf, lw, &sc.xtab, nf, &mut sc.up[0]);
+                sc.held[0] = y0;
+            }
         }
-        // Horizontal interpolation of the low-res row (a gather).
-        for (x, &(x0, x1, fx)) in sc.xtab.iter().enumerate() {
-            let (p, q) = (sc.row[x0 as usize], sc.row[x1 as usize]);
-            sc.u[x] = (p[0] + (q[0] - p[0]) * fx) * nf;
-            sc.v[x] = (p[1] + (q[1] - p[1]) * fx) * nf;
-            sc.c[x] = p[2] + (q[2] - p[2]) * fx;
+        if sc.held[1] != y1 {
+            upsample_row(y1, flow, conf, lw, &sc.xtab, nf, &mut sc.up[1]);
+            sc.held[1] = y1;
+        }
+        // Vertical interpolation: element-wise.
+        let ([u0, v0, c0], [u1, v1, c1]) = (&sc.up[0], &sc.up[1]);
+        for (d, (a, b)) in sc.u.iter_mut().zip(u0.iter().zip(u1)) {
+            *d = a + (b - a) * fy;
+        }
+        for (d, (a, b)) in sc.v.iter_mut().zip(v0.iter().zip(v1)) {
+            *d = a + (b - a) * fy;
+        }
+        for (d, (a, b)) in sc.c.iter_mut().zip(c0.iter().zip(c1)) {
+            *d = a + (b - a) * fy;
         }
         // Source positions and weights: element-wise, so the compiler vectorises it.
         let yf = y as f32;
@@ -287,6 +308,28 @@ pub fn warp_blend(
         } else {
             blend_row3(dst, hdata, hstride, &tabs, [ro, go, bo]);
         }
+    }
+}
+
+/// Low-res row `ly` of the flow (in frame pixels) and of the confidence, interpolated to
+/// the output width.
+fn upsample_row(
+    ly: usize,
+    flow: &[f32],
+    conf: &[f32],
+    lw: usize,
+    xtab: &[(u32, u32, f32)],
+    nf: f32,
+    out: &mut [Vec<f32>; 3],
+) {
+    let frow = &flow[2 * ly * lw..2 * (ly + 1) * lw];
+    let crow = &conf[ly * lw..(ly + 1) * lw];
+    let [u, v, c] = out;
+    for (x, &(x0, x1, fx)) in xtab.iter().enumerate() {
+        let (x0, x1) = (x0 as usize, x1 as usize);
+        u[x] = (frow[2 * x0] + (frow[2 * x1] - frow[2 * x0]) * fx) * nf;
+        v[x] = (frow[2 * x0 + 1] + (frow[2 * x1 + 1] - frow[2 * x0 + 1]) * fx) * nf;
+        c[x] = crow[x0] + (crow[x1] - crow[x0]) * fx;
     }
 }
 
