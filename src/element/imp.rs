@@ -1427,7 +1427,27 @@ impl BaseTransformImpl for StyleTransfer {
         if s.in_flight == 0 {
             return Ok(GenerateOutputSuccess::NoOutput);
         }
-        match s.done.try_recv() {
+        let mut done = s.done.try_recv();
+        if matches!(done, Err(TryRecvError::Empty))
+            && let Some(wait) = self.live_wait(s)
+        {
+            // Live, and the model is quick: wait for the frame here rather than send it on
+            // with the next input a frame period later. The lock is not held meanwhile.
+            let rx = s.done.clone();
+            drop(state);
+            done = match rx.recv_timeout(wait) {
+                Ok(d) => Ok(d),
+                Err(crossbeam_channel::RecvTimeoutError::Timeout) => Err(TryRecvError::Empty),
+                Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
+                    Err(TryRecvError::Disconnected)
+                }
+            };
+            state = self.state.lock().unwrap();
+        }
+        let Some(s) = state.as_mut() else {
+            return Err(gst::FlowError::Flushing);
+        };
+        match done {
             Ok(Done::Frame(b)) => {
                 s.in_flight -= 1;
                 Ok(GenerateOutputSuccess::Buffer(b))
@@ -1445,6 +1465,27 @@ impl BaseTransformImpl for StyleTransfer {
                 Err(gst::FlowError::Error)
             }
         }
+    }
+}
+
+impl StyleTransfer {
+    /// How long the streaming thread may wait for a frame in the model: only with a live
+    /// source, and only when the model usually takes well under a frame period (then the
+    /// frame leaves after its inference time instead of with the next input; a slower
+    /// model gets no wait, so new frames are never held back).
+    fn live_wait(&self, s: &State) -> Option<std::time::Duration> {
+        if s.live != Some(true) {
+            return None;
+        }
+        let fps = s.info.as_ref()?.fps();
+        if fps.numer() <= 0 || fps.denom() <= 0 {
+            return None;
+        }
+        let period_ms = 1e3 * fps.denom() as f64 / fps.numer() as f64;
+        let mean_ms = self.shared.stats.lock().unwrap().mean();
+        (mean_ms > 0.0 && mean_ms < 0.7 * period_ms).then(|| {
+            std::time::Duration::from_secs_f64((2.0 * mean_ms).min(0.8 * period_ms) / 1e3)
+        })
     }
 }
 
