@@ -1483,9 +1483,8 @@ impl StyleTransfer {
         }
         let period_ms = 1e3 * fps.denom() as f64 / fps.numer() as f64;
         let mean_ms = self.shared.stats.lock().unwrap().mean();
-        (mean_ms > 0.0 && mean_ms < 0.7 * period_ms).then(|| {
-            std::time::Duration::from_secs_f64((2.0 * mean_ms).min(0.8 * period_ms) / 1e3)
-        })
+        (mean_ms > 0.0 && mean_ms < 0.7 * period_ms)
+            .then(|| std::time::Duration::from_secs_f64((2.0 * mean_ms).min(0.8 * period_ms) / 1e3))
     }
 }
 
