@@ -21,20 +21,7 @@ fn stylize() -> Command {
 fn run_pipeline(desc: &str) {
     gst::init().unwrap();
     let p = gst::parse::launch(desc).unwrap();
-    p.set_state(gst::State::Playing).unwrap();
-    let msg = p
-        .bus()
-        .unwrap()
-        .timed_pop_filtered(
-            gst::ClockTime::from_seconds(60),
-            &[gst::MessageType::Eos, gst::MessageType::Error],
-        )
-        .expect("pipeline finished");
-    p.set_state(gst::State::Null).unwrap();
-    assert!(
-        matches!(msg.view(), gst::MessageView::Eos(_)),
-        "{desc}: {msg:?}"
-    );
+    play_to_end(&p, 60).unwrap_or_else(|e| panic!("{desc}: {e}"));
 }
 
 /// A clip of `frames` frames at 25 fps, 160x120, with a tone as long as the video when
@@ -134,16 +121,8 @@ fn probe(path: &Path) -> Probe {
             gst::PadProbeReturn::Ok
         });
     });
-    pipeline.set_state(gst::State::Playing).unwrap();
-    pipeline
-        .bus()
-        .unwrap()
-        .timed_pop_filtered(
-            gst::ClockTime::from_seconds(60),
-            &[gst::MessageType::Eos, gst::MessageType::Error],
-        )
-        .unwrap();
-    pipeline.set_state(gst::State::Null).unwrap();
+    // Measures whatever was decoded, also from a broken file.
+    let _ = play_to_end(pipeline.upcast_ref(), 60);
     std::mem::take(&mut *info.lock().unwrap())
 }
 

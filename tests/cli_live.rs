@@ -62,21 +62,7 @@ fn decoded_frames(path: &Path) -> u64 {
             c.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             gst::PadProbeReturn::Ok
         });
-    p.set_state(gst::State::Playing).unwrap();
-    let msg = p
-        .bus()
-        .unwrap()
-        .timed_pop_filtered(
-            gst::ClockTime::from_seconds(30),
-            &[gst::MessageType::Eos, gst::MessageType::Error],
-        )
-        .expect("decoding finished");
-    p.set_state(gst::State::Null).unwrap();
-    assert!(
-        matches!(msg.view(), gst::MessageView::Eos(_)),
-        "{}: {msg:?}",
-        path.display()
-    );
+    play_to_end(p.upcast_ref(), 30).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     count.load(std::sync::atomic::Ordering::SeqCst)
 }
 
@@ -241,15 +227,7 @@ fn make_clip(path: &Path) {
         path.display()
     ))
     .unwrap();
-    p.set_state(gst::State::Playing).unwrap();
-    p.bus()
-        .unwrap()
-        .timed_pop_filtered(
-            gst::ClockTime::from_seconds(30),
-            &[gst::MessageType::Eos, gst::MessageType::Error],
-        )
-        .unwrap();
-    p.set_state(gst::State::Null).unwrap();
+    let _ = play_to_end(&p, 30);
 }
 
 #[test]

@@ -351,17 +351,7 @@ fn parallel_frames_through_a_pipeline_with_flow_and_a_model_swap() {
             }
             gst::PadProbeReturn::Ok
         });
-    pipeline.set_state(gst::State::Playing).unwrap();
-    let msg = pipeline
-        .bus()
-        .unwrap()
-        .timed_pop_filtered(
-            gst::ClockTime::from_seconds(60),
-            &[gst::MessageType::Eos, gst::MessageType::Error],
-        )
-        .expect("finished");
-    pipeline.set_state(gst::State::Null).unwrap();
-    assert!(matches!(msg.view(), gst::MessageView::Eos(_)), "{msg:?}");
+    play_to_end(pipeline.upcast_ref(), 60).unwrap();
     assert_eq!(count.load(std::sync::atomic::Ordering::SeqCst), 150);
     let active: String = st.property("active-model");
     assert!(active.ends_with("nhwc_unit_fp16.onnx"), "{active}");
@@ -494,14 +484,7 @@ fn decodes_a_file_made_here() {
         file.display()
     ))
     .unwrap();
-    enc.set_state(gst::State::Playing).unwrap();
-    let bus = enc.bus().unwrap();
-    bus.timed_pop_filtered(
-        gst::ClockTime::from_seconds(30),
-        &[gst::MessageType::Eos, gst::MessageType::Error],
-    )
-    .unwrap();
-    enc.set_state(gst::State::Null).unwrap();
+    let _ = play_to_end(&enc, 30);
     let n = run_pipeline(&format!(
         "filesrc location={} ! decodebin ! videoconvert ! styletransfer provider=cpu model={} ! \
          videoconvert ! fakesink name=out",

@@ -350,7 +350,6 @@ pub fn run(args: ConvertArgs) -> Result<u8> {
                 eprintln!("interrupted: {} was not written", output.display());
                 Ok(EXIT_INTERRUPTED)
             }
-            Err(e) if e.is_bad_input() => Err(BadInput(e.to_string()).into()),
             Err(e) => Err(e.into()),
         };
     }

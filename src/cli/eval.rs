@@ -1,11 +1,11 @@
 //! `stylize eval temporal`: how much a stylised video flickers, against its input and the
 //! per-frame stylisation.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
-use stylize::convert::{ConvertError, VideoReader};
+use stylize::convert::VideoReader;
 use stylize::frame::{OwnedFrame, PixelFormat};
 use stylize::temporal::FlowPreset;
 use stylize::temporal::eval::{MetricOptions, TemporalMetric};
@@ -59,18 +59,6 @@ pub fn run(args: EvalArgs) -> Result<()> {
     }
 }
 
-fn open(path: &Path, size: Option<(u32, u32)>) -> Result<VideoReader> {
-    VideoReader::open(path, size).map_err(input_error)
-}
-
-fn input_error(e: ConvertError) -> anyhow::Error {
-    if e.is_bad_input() {
-        BadInput(e.to_string()).into()
-    } else {
-        e.into()
-    }
-}
-
 fn temporal(a: TemporalArgs) -> Result<()> {
     let preset = match a.flow_preset.as_str() {
         "ultrafast" => FlowPreset::UltraFast,
@@ -80,13 +68,17 @@ fn temporal(a: TemporalArgs) -> Result<()> {
     let blank = || OwnedFrame::new(1, 1, PixelFormat::Rgb).expect("1x1 frame");
     let (mut inp, mut out, mut reference) = (blank(), blank(), blank());
     // The output's size rules: the input and the reference are scaled to it.
-    let mut out_reader = open(&a.output, None)?;
-    if !out_reader.next_frame(&mut out).map_err(input_error)? {
+    let mut out_reader = VideoReader::open(&a.output, None)?;
+    if !out_reader.next_frame(&mut out)? {
         return Err(BadInput(format!("output {}: has no frames", a.output.display())).into());
     }
     let size = Some((out.width() as u32, out.height() as u32));
-    let mut in_reader = open(&a.input, size)?;
-    let mut ref_reader = a.reference.as_ref().map(|p| open(p, size)).transpose()?;
+    let mut in_reader = VideoReader::open(&a.input, size)?;
+    let mut ref_reader = a
+        .reference
+        .as_ref()
+        .map(|p| VideoReader::open(p, size))
+        .transpose()?;
     let mut metric = TemporalMetric::new(MetricOptions {
         preset,
         flow_divisor: a.flow_divisor as usize,
@@ -94,12 +86,12 @@ fn temporal(a: TemporalArgs) -> Result<()> {
     let limit = a.frames.unwrap_or(u64::MAX);
     let mut n = 0u64;
     loop {
-        if !in_reader.next_frame(&mut inp).map_err(input_error)? {
+        if !in_reader.next_frame(&mut inp)? {
             break;
         }
         let r = match ref_reader.as_mut() {
             Some(rr) => {
-                if !rr.next_frame(&mut reference).map_err(input_error)? {
+                if !rr.next_frame(&mut reference)? {
                     break;
                 }
                 Some(reference.as_frame())
@@ -110,7 +102,7 @@ fn temporal(a: TemporalArgs) -> Result<()> {
             .push(&inp.as_frame(), &out.as_frame(), r.as_ref())
             .context("cannot compare the frames")?;
         n += 1;
-        if n >= limit || !out_reader.next_frame(&mut out).map_err(input_error)? {
+        if n >= limit || !out_reader.next_frame(&mut out)? {
             break;
         }
     }

@@ -12,8 +12,8 @@ use crossbeam_channel::{Receiver, unbounded};
 use gst::prelude::*;
 use stylize::catalog;
 use stylize::live::{
-    CameraSelector, Capture, FileSource, GstCamera, Live, LiveError, LiveEvent, LiveOptions,
-    NokhwaCamera, SinkSpec, Summary, TestPattern,
+    CameraSelector, Capture, FileSource, GstCamera, Live, LiveEvent, LiveOptions, NokhwaCamera,
+    SinkSpec, Summary, TestPattern,
 };
 
 use super::BadInput;
@@ -97,23 +97,14 @@ type Source = (Box<dyn Capture>, Option<(u32, u32)>);
 fn open_source(args: &LiveArgs) -> Result<Source> {
     let (w, h) = args.size.unwrap_or(DEFAULT_SIZE);
     let fps = gstreamer_fraction(args.fps);
-    let bad = |e: stylize::live::CaptureError| -> anyhow::Error {
-        if LiveError::from(e.clone()).is_bad_input() {
-            BadInput(e.to_string()).into()
-        } else {
-            e.into()
-        }
-    };
     Ok(match args.source.as_str() {
         "test" => (Box::new(TestPattern::new(w, h, fps)), Some((w, h))),
         "camera" => {
             let cam: Box<dyn Capture> = match args.backend {
-                Backend::Nokhwa => {
-                    Box::new(NokhwaCamera::open(&args.camera, w, h, args.fps).map_err(bad)?)
-                }
+                Backend::Nokhwa => Box::new(NokhwaCamera::open(&args.camera, w, h, args.fps)?),
                 Backend::Gst => {
                     stylize::element::register_static()?;
-                    Box::new(GstCamera::open(&args.camera, w, h).map_err(bad)?)
+                    Box::new(GstCamera::open(&args.camera, w, h)?)
                 }
             };
             (cam, Some((w, h)))
@@ -126,10 +117,7 @@ fn open_source(args: &LiveArgs) -> Result<Source> {
                 ))
                 .into());
             }
-            (
-                Box::new(FileSource::open(&path, args.size).map_err(bad)?),
-                None,
-            )
+            (Box::new(FileSource::open(&path, args.size)?), None)
         }
     })
 }
@@ -311,7 +299,7 @@ pub fn run(args: LiveArgs) -> Result<u8> {
         style,
         report_every: Duration::from_secs(1),
     };
-    let mut live = Live::start(capture, options).map_err(live_error)?;
+    let mut live = Live::start(capture, options)?;
 
     let first_interrupt = std::sync::OnceLock::<std::time::Instant>::new();
     let _ = ctrlc::set_handler(move || {
@@ -402,23 +390,15 @@ pub fn run(args: LiveArgs) -> Result<u8> {
         Ok(o) => o,
         Err(e) => {
             let _ = live.finish(Duration::from_secs(2));
-            return Err(live_error(e));
+            return Err(e.into());
         }
     };
-    let summary = live.finish(FINISH_TIMEOUT).map_err(live_error)?;
+    let summary = live.finish(FINISH_TIMEOUT)?;
     report(&summary, args.json)?;
     Ok(match outcome {
         Outcome::Interrupted => EXIT_INTERRUPTED,
         Outcome::Ended | Outcome::Quit => super::EXIT_OK,
     })
-}
-
-fn live_error(e: LiveError) -> anyhow::Error {
-    if e.is_bad_input() {
-        BadInput(e.to_string()).into()
-    } else {
-        e.into()
-    }
 }
 
 fn report(s: &Summary, json: bool) -> Result<()> {

@@ -69,6 +69,15 @@ fn is_bad_input(cause: &(dyn std::error::Error + 'static)) -> bool {
     use stylize::{EngineError, ModelError, StylizeError};
     cause.is::<BadInput>()
         || cause.is::<ModelError>()
+        || cause
+            .downcast_ref::<stylize::convert::ConvertError>()
+            .is_some_and(|e| e.is_bad_input())
+        || cause
+            .downcast_ref::<stylize::live::LiveError>()
+            .is_some_and(|e| e.is_bad_input())
+        || cause
+            .downcast_ref::<stylize::live::CaptureError>()
+            .is_some_and(|e| e.is_bad_input())
         || matches!(
             cause.downcast_ref::<StylizeError>(),
             Some(StylizeError::Model(_) | StylizeError::Engine(EngineError::Model(_)))

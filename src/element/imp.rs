@@ -134,30 +134,10 @@ impl Settings {
 
     fn overrides(&self) -> Result<SpecOverrides, String> {
         let mut o = SpecOverrides {
-            input_range: self
-                .input_range
-                .as_deref()
-                .map(str::parse)
-                .transpose()
-                .map_err(|e| format!("input-range: {e}"))?,
-            output_range: self
-                .output_range
-                .as_deref()
-                .map(str::parse)
-                .transpose()
-                .map_err(|e| format!("output-range: {e}"))?,
-            channel_order: self
-                .channel_order
-                .as_deref()
-                .map(str::parse)
-                .transpose()
-                .map_err(|e| format!("channel-order: {e}"))?,
-            layout: self
-                .layout
-                .as_deref()
-                .map(str::parse)
-                .transpose()
-                .map_err(|e| format!("layout: {e}"))?,
+            input_range: parse_opt(&self.input_range, "input-range")?,
+            output_range: parse_opt(&self.output_range, "output-range")?,
+            channel_order: parse_opt(&self.channel_order, "channel-order")?,
+            layout: parse_opt(&self.layout, "layout")?,
             multiple_of: (self.multiple_of > 0).then_some(self.multiple_of as usize),
             input: self.input_name.clone(),
             output: self.output_name.clone(),
@@ -229,6 +209,17 @@ impl Settings {
         }
         Ok((units, path))
     }
+}
+
+/// An optional string property parsed into its type; the error names the property.
+fn parse_opt<T: std::str::FromStr>(v: &Option<String>, name: &str) -> Result<Option<T>, String>
+where
+    T::Err: std::fmt::Display,
+{
+    v.as_deref()
+        .map(str::parse)
+        .transpose()
+        .map_err(|e| format!("{name}: {e}"))
 }
 
 /// Per-frame parameters, read from the settings once per frame on the streaming thread.

@@ -71,6 +71,13 @@ pub enum CaptureError {
     Failed(String),
 }
 
+impl CaptureError {
+    /// Whether the error is the user's input's fault (no such camera, an unreadable file).
+    pub fn is_bad_input(&self) -> bool {
+        matches!(self, CaptureError::NoCamera { .. } | CaptureError::File(_))
+    }
+}
+
 /// A live source of RGB frames.
 pub trait Capture: Send {
     /// Size and rate of the frames [`Capture::read`] gives.

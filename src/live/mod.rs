@@ -138,12 +138,11 @@ pub enum LiveError {
 impl LiveError {
     /// Whether the error is the input's or the options' fault (as opposed to a failure).
     pub fn is_bad_input(&self) -> bool {
-        matches!(
-            self,
-            LiveError::Capture(CaptureError::NoCamera { .. } | CaptureError::File(_))
-                | LiveError::Sink(_)
-                | LiveError::Model(_)
-        )
+        match self {
+            LiveError::Capture(e) => e.is_bad_input(),
+            LiveError::Sink(_) | LiveError::Model(_) => true,
+            LiveError::Failed(_) => false,
+        }
     }
 }
 

@@ -4,7 +4,7 @@
 //! Flow is computed on small luma images (a divisor `n` of the frame size); the warp and
 //! the blend run at full resolution, reading the low-resolution maps bilinearly.
 
-use super::flow::{FlowField, GrayImage};
+use super::flow::{FlowField, GrayImage, sample_bilinear};
 use crate::frame::{Frame, FrameMut};
 
 /// Luma of `frame`, each `n`×`n` block averaged (BT.601 weights), into `out`
@@ -53,25 +53,6 @@ pub fn sample_flow(flow: &FlowField, x: f32, y: f32) -> (f32, f32) {
     let top = (a.0 + (b.0 - a.0) * fx, a.1 + (b.1 - a.1) * fx);
     let bot = (c.0 + (e.0 - c.0) * fx, c.1 + (e.1 - c.1) * fx);
     (top.0 + (bot.0 - top.0) * fy, top.1 + (bot.1 - top.1) * fy)
-}
-
-/// Bilinear sample of a grey image (clamped).
-#[inline]
-fn sample_gray(img: &GrayImage, x: f32, y: f32) -> f32 {
-    let (w, h) = (img.width(), img.height());
-    let x = x.clamp(0.0, (w - 1) as f32);
-    let y = y.clamp(0.0, (h - 1) as f32);
-    let (x0, y0) = (x as usize, y as usize);
-    let (x1, y1) = ((x0 + 1).min(w - 1), (y0 + 1).min(h - 1));
-    let (fx, fy) = (x - x0 as f32, y - y0 as f32);
-    let d = img.data();
-    let a = d[y0 * w + x0] as f32;
-    let b = d[y0 * w + x1] as f32;
-    let c = d[y1 * w + x0] as f32;
-    let e = d[y1 * w + x1] as f32;
-    let top = a + (b - a) * fx;
-    let bot = c + (e - c) * fx;
-    top + (bot - top) * fy
 }
 
 /// Thresholds of the confidence map.
@@ -139,7 +120,7 @@ pub fn confidence(
                 let err = eu * eu + ev * ev;
                 let thr = p.fb_relative * (bu * bu + bv * bv + fu * fu + fv * fv) + p.fb_absolute;
                 let c_fb = (2.0 - err / thr).clamp(0.0, 1.0);
-                let diff = (cd[i] as f32 - sample_gray(prev, px, py)).abs();
+                let diff = (cd[i] as f32 - sample_bilinear(prev, px, py)).abs();
                 let c_ph = (2.0 - diff / p.photometric).clamp(0.0, 1.0);
                 let (xl, xr) = (x.saturating_sub(1), (x + 1).min(w - 1));
                 let (yu, yd) = (y.saturating_sub(1), (y + 1).min(h - 1));

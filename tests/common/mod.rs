@@ -47,3 +47,23 @@ pub fn extra_inputs(entry: &serde_json::Value) -> Vec<String> {
         })
         .collect()
 }
+
+/// Plays `pipeline` until EOS or an error, then sets it to NULL. Panics when neither comes
+/// within `secs` seconds; `Err` carries the error message.
+pub fn play_to_end(pipeline: &gst::Element, secs: u64) -> Result<(), String> {
+    use gst::prelude::*;
+    pipeline.set_state(gst::State::Playing).unwrap();
+    let msg = pipeline
+        .bus()
+        .unwrap()
+        .timed_pop_filtered(
+            gst::ClockTime::from_seconds(secs),
+            &[gst::MessageType::Eos, gst::MessageType::Error],
+        )
+        .expect("the pipeline neither finished nor failed in time");
+    pipeline.set_state(gst::State::Null).unwrap();
+    match msg.view() {
+        gst::MessageView::Eos(_) => Ok(()),
+        _ => Err(format!("{msg:?}")),
+    }
+}
