@@ -1,13 +1,14 @@
 //! The frame path's stages one by one at 640x360, 1280x720 and 1920x1080:
 //! frame -> tensor (pack), tensor -> frame (unpack, with and without strength mix) and the
-//! resampler used for fixed-size models and inference scale.
+//! resampler used for fixed-size models and inference scale, and the guided upsampler of
+//! inference scale 0.25 against the bilinear path it replaces (resize up, then mix).
 //!
 //!     cargo bench --bench frame
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use stylize::frame::{
-    ChannelOrder, FrameMut, Layout, OwnedFrame, PixelFormat, Resizer, TensorFormat, ValueRange,
-    pack, unpack,
+    ChannelOrder, FrameMut, GuidedUpsampler, Layout, OwnedFrame, PixelFormat, Resizer,
+    TensorFormat, ValueRange, mix, pack, unpack,
 };
 
 const SIZES: [(usize, usize); 3] = [(640, 360), (1280, 720), (1920, 1080)];
@@ -98,9 +99,54 @@ fn bench_resize(c: &mut Criterion) {
     g.finish();
 }
 
+fn bench_upsample(c: &mut Criterion) {
+    let mut g = c.benchmark_group("upsample_x4");
+    for (w, h) in SIZES {
+        g.throughput(Throughput::Elements((w * h) as u64));
+        let format = PixelFormat::Rgbx;
+        let input = frame(w, h, format);
+        let mut guide = OwnedFrame::new(w / 4, h / 4, format).unwrap();
+        Resizer::new()
+            .resize(&input.as_frame(), &mut guide.as_frame_mut())
+            .unwrap();
+        let styled = frame(w / 4, h / 4, format);
+        let mut out = input.clone();
+        let mut up = GuidedUpsampler::new();
+        g.bench_with_input(
+            BenchmarkId::new("guided", format!("{w}x{h}")),
+            &(),
+            |b, _| {
+                b.iter(|| {
+                    up.upsample_mix(
+                        &guide.as_frame(),
+                        &styled.as_frame(),
+                        &mut out.as_frame_mut(),
+                        1.0,
+                    )
+                    .unwrap()
+                })
+            },
+        );
+        let mut full = input.clone();
+        let mut r = Resizer::new();
+        g.bench_with_input(
+            BenchmarkId::new("bilinear", format!("{w}x{h}")),
+            &(),
+            |b, _| {
+                b.iter(|| {
+                    r.resize(&styled.as_frame(), &mut full.as_frame_mut())
+                        .unwrap();
+                    mix(&mut out.as_frame_mut(), &full.as_frame(), 1.0).unwrap()
+                })
+            },
+        );
+    }
+    g.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().sample_size(20).warm_up_time(std::time::Duration::from_millis(500)).measurement_time(std::time::Duration::from_secs(2));
-    targets = bench_pack, bench_unpack, bench_resize
+    targets = bench_pack, bench_unpack, bench_resize, bench_upsample
 }
 criterion_main!(benches);

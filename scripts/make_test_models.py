@@ -279,6 +279,70 @@ def simple_conv_model(name, cin, in_elem=TensorProto.FLOAT, stride=1, out_dims=N
     return finish(graph, 17)
 
 
+def model_bad_logits():
+    """A real classifier's shape: an image in ([1,3,H,W]), class probabilities out ([1,10])."""
+    rng = np.random.default_rng(SEED + 10)
+    w = rng.normal(0.0, 0.2, size=(8, 3, 3, 3)).astype(np.float32)
+    fc = rng.normal(0.0, 0.2, size=(10, 8)).astype(np.float32)
+    nodes = [
+        helper.make_node("Conv", ["input", "w"], ["c"], kernel_shape=[3, 3], pads=[1, 1, 1, 1],
+                         strides=[2, 2]),
+        helper.make_node("Relu", ["c"], ["r"]),
+        helper.make_node("GlobalAveragePool", ["r"], ["g"]),
+        helper.make_node("Flatten", ["g"], ["f"], axis=1),
+        helper.make_node("Gemm", ["f", "fc"], ["logits"], transB=1),
+        helper.make_node("Softmax", ["logits"], ["probabilities"], axis=1),
+    ]
+    graph = helper.make_graph(nodes, "bad_logits",
+                              [vinfo("input", TensorProto.FLOAT, [1, 3, "height", "width"])],
+                              [vinfo("probabilities", TensorProto.FLOAT, [1, 10])],
+                              initializer=[init("w", w), init("fc", fc)])
+    return finish(graph, 17)
+
+
+def model_bad_nan():
+    """An image generator whose output is NaN wherever an input value is below 100
+    (16 * sqrt(x - 100), 0-255 range): NaN for dark pictures, finite for bright ones."""
+    nodes = [
+        helper.make_node("Sub", ["input", "floor"], ["d"]),
+        helper.make_node("Sqrt", ["d"], ["s"]),
+        helper.make_node("Mul", ["s", "gain"], ["output"]),
+    ]
+    graph = helper.make_graph(nodes, "bad_nan",
+                              [vinfo("input", TensorProto.FLOAT, [1, 3, "height", "width"])],
+                              [vinfo("output", TensorProto.FLOAT, [1, 3, "height", "width"])],
+                              initializer=[init("floor", np.float32(100.0)),
+                                           init("gain", np.float32(16.0))])
+    return finish(graph, 17)
+
+
+def model_bad_inf():
+    """An image generator that divides by zero: +Inf where the input is above 0, NaN at 0."""
+    nodes = [helper.make_node("Div", ["input", "zero"], ["output"])]
+    graph = helper.make_graph(nodes, "bad_inf",
+                              [vinfo("input", TensorProto.FLOAT, [1, 3, "height", "width"])],
+                              [vinfo("output", TensorProto.FLOAT, [1, 3, "height", "width"])],
+                              initializer=[init("zero", np.float32(0.0))])
+    return finish(graph, 17)
+
+
+def model_pointwise_1x1():
+    """The cheapest sensible generator: a 1x1 colour-mixing conv and a clip, NCHW RGB 0-255,
+    free size. For tests of very large frames (8K), where a real model would take seconds."""
+    w, b = mixing_conv(np.random.default_rng(SEED + 11), 3, 3, 1, MIX, 0.0, [8.0, -4.0, 6.0])
+    nodes = [
+        helper.make_node("Conv", ["input", "w", "b"], ["c"], kernel_shape=[1, 1]),
+        helper.make_node("Clip", ["c", "lo", "hi"], ["output"]),
+    ]
+    graph = helper.make_graph(nodes, "pointwise_1x1",
+                              [vinfo("input", TensorProto.FLOAT, [1, 3, "height", "width"])],
+                              [vinfo("output", TensorProto.FLOAT, [1, 3, "height", "width"])],
+                              initializer=[init("w", w), init("b", b),
+                                           init("lo", np.float32(0.0)),
+                                           init("hi", np.float32(255.0))])
+    return finish(graph, 17)
+
+
 # --------------------------------------------------------------------------------------------
 # Reference pre/post-processing (the Rust engine implements exactly this)
 # --------------------------------------------------------------------------------------------
@@ -428,6 +492,7 @@ def main():
         "reference_rounding": "clip(floor(y + 0.5), 0, 255) to uint8",
         "models": [],
         "bad_models": [],
+        "helper_models": [],
     }
 
     summary = []
@@ -531,6 +596,13 @@ def main():
             "bad_output_size", 3, stride=2, out_dims=["half_height", "half_width"]),
          "output spatial size is half the input's (a stride-2 conv); the output dims are "
          "symbolic, so this shows when the model is run"),
+        ("bad_logits", model_bad_logits,
+         "a classifier: image input [1,3,H,W], rank-2 output [1,10] (class probabilities)"),
+        ("bad_nan", model_bad_nan,
+         "an image generator whose output is NaN wherever an input value is below 100 "
+         "(16 * sqrt(x - 100)); loads and runs, NaN for the test picture, finite for bright ones"),
+        ("bad_inf", model_bad_inf,
+         "an image generator that divides by zero: +Inf where the input is above 0, NaN at 0"),
     ]
     for name, build, reason in bad:
         path = os.path.join(models_dir, name + ".onnx")
@@ -539,6 +611,29 @@ def main():
         manifest["bad_models"].append({"name": name, "file": rel(path, out), "reason": reason,
                                        "loads_in_onnxruntime": True})
         summary.append(f"  {name + '.onnx':28s} {os.path.getsize(path):7d} B  bad")
+
+    # NaN / Inf: check the outputs really are not finite (and finite where they should be)
+    x = to_model(img, conv_of())
+    y = session(os.path.join(models_dir, "bad_nan.onnx")).run(None, {"input": x})[0]
+    assert np.isnan(y).any() and np.isfinite(y).any(), "bad_nan: mixed NaN and finite"
+    bright = np.full_like(x, 180.0)
+    y = session(os.path.join(models_dir, "bad_nan.onnx")).run(None, {"input": bright})[0]
+    assert np.isfinite(y).all(), "bad_nan: finite for a bright picture"
+    y = session(os.path.join(models_dir, "bad_inf.onnx")).run(None, {"input": x})[0]
+    assert np.isinf(y).any() and not np.isfinite(y).any(), "bad_inf: all Inf or NaN"
+
+    # helper models: small graphs for tests that need speed rather than a convention
+    for name, build, purpose in [
+        ("pointwise_1x1", model_pointwise_1x1,
+         "1x1 colour-mixing conv + clip, NCHW RGB 0-255, free size: very large frames (8K)"),
+    ]:
+        path = os.path.join(models_dir, name + ".onnx")
+        onnx.save(build(), path)
+        y = session(path).run(None, {"input": to_model(img, conv_of())})[0]
+        assert y.shape == (1, 3, H, W) and np.isfinite(y).all(), name
+        manifest["helper_models"].append({"name": name, "file": rel(path, out),
+                                          "purpose": purpose})
+        summary.append(f"  {name + '.onnx':28s} {os.path.getsize(path):7d} B  helper")
 
     # bad output size: check it really halves the picture
     sess = session(os.path.join(models_dir, "bad_output_size.onnx"))

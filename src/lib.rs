@@ -23,4 +23,4 @@ pub mod temporal;
 
 pub use engine::{ActiveProvider, Engine, EngineError, EngineOptions, Provider};
 pub use model::{ModelError, ModelSpec, SpecOverrides};
-pub use stylizer::{StylizeError, Stylizer, StylizerOptions};
+pub use stylizer::{StylizeError, Stylizer, StylizerOptions, Upsampler};

@@ -5,8 +5,10 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::engine::{Constant, Engine, EngineError, EngineOptions, OrtEngine, ShapeProfile};
-use crate::frame::{FrameError, FrameMut, OwnedFrame, Resizer, mix, pack, unpack};
+use crate::engine::{
+    Constant, Engine, EngineError, EngineOptions, OrtEngine, Provider, ShapeProfile,
+};
+use crate::frame::{FrameError, FrameMut, GuidedUpsampler, OwnedFrame, Resizer, mix, pack, unpack};
 use crate::model::{AUTO_MULTIPLES, ModelError, ModelSpec, SpecOverrides};
 
 /// Errors while stylising a frame.
@@ -21,6 +23,60 @@ pub enum StylizeError {
     /// The model is unusable.
     #[error(transparent)]
     Model(#[from] ModelError),
+    /// The model's output for this frame has NaN or infinite values. The frame was left as it
+    /// was given (the input picture, as at strength 0): no garbage pixels are ever written.
+    #[error(
+        "the model produced NaN or infinite values ({count} of the {total} output values for a {width}x{height} frame); the frame was left unstylised"
+    )]
+    NonFinite {
+        /// Output values that are NaN or ±infinity.
+        count: usize,
+        /// Output values that make the frame.
+        total: usize,
+        /// Frame width.
+        width: usize,
+        /// Frame height.
+        height: usize,
+    },
+}
+
+/// How a result computed at `inference_scale` < 1 is brought back to the frame's size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Upsampler {
+    /// Bilinear: fastest, blurs the scene's edges by the inference scale.
+    Bilinear,
+    /// Guided by the full-resolution input ([`GuidedUpsampler`]): the input's edges stay sharp.
+    #[default]
+    Guided,
+}
+
+impl Upsampler {
+    /// The name used by the CLI and the element.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Upsampler::Bilinear => "bilinear",
+            Upsampler::Guided => "guided",
+        }
+    }
+}
+
+impl std::str::FromStr for Upsampler {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "bilinear" => Ok(Upsampler::Bilinear),
+            "guided" => Ok(Upsampler::Guided),
+            _ => Err(format!(
+                "unknown upsampler '{s}' (expected guided or bilinear)"
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for Upsampler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 /// Options of the frame path.
@@ -28,12 +84,15 @@ pub enum StylizeError {
 pub struct StylizerOptions {
     /// Run free-size models on a frame scaled by this (0 < s ≤ 1) and scale the result back.
     pub inference_scale: f32,
+    /// How the result is scaled back when `inference_scale` < 1.
+    pub upsampler: Upsampler,
 }
 
 impl Default for StylizerOptions {
     fn default() -> Self {
         StylizerOptions {
             inference_scale: 1.0,
+            upsampler: Upsampler::default(),
         }
     }
 }
@@ -59,6 +118,55 @@ struct Plan {
     padded: (usize, usize),
 }
 
+/// The sizes a frame of `w`×`h` is run at.
+fn plan(spec: &ModelSpec, inference_scale: f32, w: usize, h: usize) -> Plan {
+    let s = inference_scale;
+    let scaled = |v: usize| ((v as f32 * s).round() as usize).max(1);
+    let (sw, sh) = if s < 1.0 {
+        (scaled(w), scaled(h))
+    } else {
+        (w, h)
+    };
+    let model = spec.model_size(sw, sh);
+    Plan {
+        frame: (w, h),
+        model,
+        padded: spec.padded_size(model.0, model.1),
+    }
+}
+
+/// The TensorRT optimisation profile for the frame sizes the caller declared (`engine.resolutions`), when TensorRT
+/// may run and none was given: the model's conventions are read first (from a CPU session)
+/// to know which tensor shapes those frames become.
+pub fn tensorrt_profile(
+    model: &Path,
+    flags: &SpecOverrides,
+    engine: &EngineOptions,
+    options: StylizerOptions,
+) -> Result<Option<ShapeProfile>, StylizeError> {
+    let may_use_trt = matches!(engine.provider, Provider::Auto | Provider::TensorRt);
+    if engine.profile.is_some() || engine.resolutions.is_empty() || !may_use_trt {
+        return Ok(None);
+    }
+    let io = OrtEngine::read_io_of(model, engine)?;
+    let given = layered_overrides(model, &io.metadata, flags)?;
+    let spec = ModelSpec::resolve(model, &io, &given)?;
+    let scale = if options.inference_scale.is_finite() {
+        options.inference_scale.clamp(0.01, 1.0)
+    } else {
+        1.0
+    };
+    let shapes: Vec<[usize; 4]> = engine
+        .resolutions
+        .iter()
+        .map(|&(w, h)| {
+            let p = plan(&spec, scale, w, h);
+            spec.input_shape(p.padded.0, p.padded.1)
+        })
+        .collect();
+    Ok(ShapeProfile::covering(&spec.input, &shapes))
+}
+
 /// A model ready to stylise frames.
 pub struct Stylizer {
     engine: Box<dyn Engine>,
@@ -70,6 +178,7 @@ pub struct Stylizer {
     full_out: OwnedFrame,
     resize_in: Resizer,
     resize_out: Resizer,
+    guided: GuidedUpsampler,
     times: StageTimes,
     auto_padding: Option<usize>,
 }
@@ -104,6 +213,17 @@ impl Stylizer {
         engine: &EngineOptions,
         options: StylizerOptions,
     ) -> Result<Stylizer, StylizeError> {
+        let profiled;
+        let engine = match tensorrt_profile(model, flags, engine, options)? {
+            Some(profile) => {
+                profiled = EngineOptions {
+                    profile: Some(profile),
+                    ..engine.clone()
+                };
+                &profiled
+            }
+            None => engine,
+        };
         let engine = OrtEngine::load(model, engine)?;
         let given = layered_overrides(model, &engine.io().metadata, flags)?;
         let spec = ModelSpec::resolve(model, engine.io(), &given)?;
@@ -137,6 +257,7 @@ impl Stylizer {
                 } else {
                     1.0
                 },
+                upsampler: options.upsampler,
             },
             plan: None,
             small_in: placeholder()?,
@@ -144,6 +265,7 @@ impl Stylizer {
             full_out: placeholder()?,
             resize_in: Resizer::new(),
             resize_out: Resizer::new(),
+            guided: GuidedUpsampler::new(),
             times: StageTimes::default(),
             auto_padding: None,
         })
@@ -169,6 +291,11 @@ impl Stylizer {
         self.options
     }
 
+    /// Changes the upsampler; takes effect on the next frame.
+    pub fn set_upsampler(&mut self, upsampler: Upsampler) {
+        self.options.upsampler = upsampler;
+    }
+
     /// Changes the inference scale; takes effect on the next frame.
     pub fn set_inference_scale(&mut self, scale: f32) {
         if scale.is_finite() {
@@ -178,19 +305,7 @@ impl Stylizer {
     }
 
     fn plan_for(&self, w: usize, h: usize) -> Plan {
-        let s = self.options.inference_scale;
-        let scaled = |v: usize| ((v as f32 * s).round() as usize).max(1);
-        let (sw, sh) = if s < 1.0 {
-            (scaled(w), scaled(h))
-        } else {
-            (w, h)
-        };
-        let model = self.spec.model_size(sw, sh);
-        Plan {
-            frame: (w, h),
-            model,
-            padded: self.spec.padded_size(model.0, model.1),
-        }
+        plan(&self.spec, self.options.inference_scale, w, h)
     }
 
     /// The tensor shape a frame of this size is run at (for TensorRT profiles).
@@ -210,6 +325,9 @@ impl Stylizer {
 
     /// Stylises `frame` in place: `frame = frame + strength × (stylised − frame)`.
     /// Alpha and padding bytes are kept.
+    ///
+    /// When the model's output has NaN or infinite values, the frame is left as it was and
+    /// [`StylizeError::NonFinite`] says how many: callers may show the frame unstylised.
     ///
     /// When the model's padding is not known and it refuses the frame's size, the frame is
     /// padded to the next of [`AUTO_MULTIPLES`] and tried again; the padding that worked is
@@ -293,11 +411,25 @@ impl Stylizer {
             )
         };
         let output_format = self.spec.output_format();
-        if (cw, ch) == (fw, fh) {
-            unpack(out.data, ow, oh, output_format, frame, strength)?;
+        let non_finite = |count: usize| StylizeError::NonFinite {
+            count,
+            total: cw * ch * 3,
+            width: fw,
+            height: fh,
+        };
+        // The non-finite check is counted by `unpack` in the same pass (no second read).
+        if (cw, ch) == (fw, fh) && !resized_in {
+            let bad = unpack(out.data, ow, oh, output_format, frame, strength)?;
+            if bad > 0 {
+                // Rare: put the picture back from the input tensor, which holds it exactly
+                // (pack then unpack at full strength is the identity).
+                let input = self.engine.input(shape)?;
+                unpack(input, pw, ph, input_format, frame, 1.0)?;
+                return Err(non_finite(bad));
+            }
         } else {
             self.small_out.reshape(cw, ch, frame.format())?;
-            unpack(
+            let bad = unpack(
                 out.data,
                 ow,
                 oh,
@@ -305,6 +437,31 @@ impl Stylizer {
                 &mut self.small_out.as_frame_mut(),
                 1.0,
             )?;
+            if bad > 0 {
+                // The frame is untouched so far.
+                return Err(non_finite(bad));
+            }
+            // Only at a reduced inference scale (fixed-size models keep the reference
+            // pictures' resampling). The guide is the picture the model saw, so it needs the
+            // same size as the result.
+            if self.options.upsampler == Upsampler::Guided
+                && self.options.inference_scale < 1.0
+                && resized_in
+                && (cw, ch) == (mw, mh)
+            {
+                self.guided.upsample_mix(
+                    &self.small_in.as_frame(),
+                    &self.small_out.as_frame(),
+                    frame,
+                    strength,
+                )?;
+                self.times = StageTimes {
+                    to_tensor: t1 - t0,
+                    inference: t2 - t1,
+                    to_frame: t2.elapsed(),
+                };
+                return Ok(());
+            }
             self.full_out.reshape(fw, fh, frame.format())?;
             self.resize_out.resize(
                 &self.small_out.as_frame(),

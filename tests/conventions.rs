@@ -10,7 +10,7 @@ use common::*;
 use stylize::engine::{ActiveProvider, ElemType, EngineOptions, Provider};
 use stylize::frame::{ChannelOrder, FrameMut, Layout, PixelFormat, ValueRange};
 use stylize::model::{SpecOverrides, parse_extra_input};
-use stylize::{Stylizer, StylizerOptions};
+use stylize::{Stylizer, StylizerOptions, Upsampler};
 
 fn cpu() -> EngineOptions {
     EngineOptions {
@@ -290,6 +290,7 @@ fn inference_scale_runs_smaller_and_scales_back() {
         &cpu(),
         StylizerOptions {
             inference_scale: 0.5,
+            upsampler: Upsampler::Bilinear,
         },
     )
     .unwrap();
@@ -351,4 +352,47 @@ fn ort_library_is_the_real_one() {
     assert!(rt.version.starts_with("1."), "{}", rt.version);
     assert!(rt.providers.iter().any(|p| p == "CPUExecutionProvider"));
     eprintln!("ONNX Runtime {} from {}", rt.version, rt.path.display());
+}
+
+#[test]
+fn tensorrt_profile_covers_the_declared_frame_sizes() {
+    // Free-size model padded to multiples of 8: the profile is in tensor shapes, after the
+    // inference scale and the padding, optimised for the first size declared.
+    let model = data().join("models/gan_pm1_mult8.onnx");
+    let opts = EngineOptions {
+        provider: Provider::Auto,
+        resolutions: vec![(1280, 720), (640, 360), (1920, 1080)],
+        ..Default::default()
+    };
+    let options = StylizerOptions {
+        inference_scale: 0.5,
+        ..Default::default()
+    };
+    let p = stylize::stylizer::tensorrt_profile(&model, &SpecOverrides::default(), &opts, options)
+        .unwrap()
+        .expect("a profile for TensorRT");
+    assert_eq!(p.opt, [1, 3, 360, 640]);
+    assert_eq!(p.min, [1, 3, 184, 320]);
+    assert_eq!(p.max, [1, 3, 544, 960]);
+    // Nothing to build for on the CPU, or without declared sizes.
+    for o in [
+        EngineOptions {
+            provider: Provider::Cpu,
+            ..opts.clone()
+        },
+        EngineOptions {
+            resolutions: Vec::new(),
+            ..opts.clone()
+        },
+    ] {
+        assert!(
+            stylize::stylizer::tensorrt_profile(&model, &SpecOverrides::default(), &o, options)
+                .unwrap()
+                .is_none()
+        );
+    }
+    // Loading with declared sizes still loads (on the CPU here) and runs.
+    let mut s = Stylizer::load(&model, &SpecOverrides::default(), &opts, options).unwrap();
+    let mut f = stylize::frame::OwnedFrame::new(64, 48, PixelFormat::Rgb).unwrap();
+    s.process(&mut f.as_frame_mut(), 1.0).unwrap();
 }

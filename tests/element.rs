@@ -515,15 +515,66 @@ fn a_broken_model_fails_the_state_change_naming_the_file() {
 
 #[test]
 fn caps_change_mid_stream_is_followed() {
-    let mut h = harness(&[("model", &model(GAN))]);
-    h.push(input_buffer(0)).unwrap();
-    h.set_src_caps_str("video/x-raw,format=RGB,width=20,height=10,framerate=30/1");
-    let small = gst::Buffer::from_mut_slice(vec![128u8; 20 * 10 * 3]);
-    h.push(small).unwrap();
-    let out = pull_all(&mut h, 2);
-    assert_eq!(out[0].size(), stride(61) * 47);
-    assert_eq!(bytes(&out[0]), engine_output(GAN, &[]));
-    assert_eq!(out[1].size(), 20 * 10 * 3);
+    // 61x47, then 20x10, then 61x47 again with another picture, with each temporal mode: the
+    // element re-plans, the history restarts at each change, and every buffer has the size
+    // of its caps.
+    let (_, _, x) = load_rgb(&data().join("input.png"));
+    let y: Vec<u8> = x.iter().map(|v| 255 - v).collect();
+    let (sx, sy) = (engine_output_of(&x), engine_output_of(&y));
+    let grey = vec![128u8; 20 * 10 * 3]; // rows of 60 bytes: no stride padding
+    let s_grey = {
+        let mut px = grey.clone();
+        let opts = EngineOptions {
+            provider: Provider::Cpu,
+            threads: 1,
+            ..Default::default()
+        };
+        let mut s = Stylizer::load(
+            &data().join(GAN),
+            &SpecOverrides::default(),
+            &opts,
+            StylizerOptions::default(),
+        )
+        .unwrap();
+        let mut f = FrameMut::new(&mut px, 20, 10, 60, PixelFormat::Rgb).unwrap();
+        s.process(&mut f, 1.0).unwrap();
+        px
+    };
+    for temporal in ["none", "ema", "flow"] {
+        let mut h = harness(&[
+            ("model", &model(GAN)),
+            ("temporal", temporal),
+            ("temporal-weight", "0.5"),
+        ]);
+        h.push(buffer_of(&x, 0, false)).unwrap();
+        h.push(buffer_of(&x, 1, false)).unwrap();
+        h.set_src_caps_str("video/x-raw,format=RGB,width=20,height=10,framerate=30/1");
+        for i in 2..4 {
+            let mut b = gst::Buffer::from_mut_slice(grey.clone());
+            b.get_mut()
+                .unwrap()
+                .set_pts(gst::ClockTime::from_mseconds(i * 33));
+            h.push(b).unwrap();
+        }
+        h.set_src_caps_str("video/x-raw,format=RGB,width=61,height=47,framerate=30/1");
+        h.push(buffer_of(&y, 4, false)).unwrap();
+        let out = pull_all(&mut h, 5);
+        let sizes: Vec<usize> = out.iter().map(|b| b.size()).collect();
+        let (big, small) = (stride(61) * 47, 20 * 10 * 3);
+        assert_eq!(sizes, [big, big, small, small, big], "{temporal}");
+        assert_eq!(bytes(&out[0]), sx, "{temporal}");
+        assert_eq!(bytes(&out[1]), sx, "{temporal}: a static scene");
+        for o in &out[2..4] {
+            let m = o.map_readable().unwrap();
+            assert_eq!(m.as_slice(), s_grey.as_slice(), "{temporal}: 20x10");
+        }
+        assert_eq!(
+            bytes(&out[4]),
+            sy,
+            "{temporal}: no history across the change"
+        );
+        assert!(h.try_pull().is_none());
+    }
 }
 
 #[test]
@@ -588,7 +639,10 @@ fn start_stop_storm() {
 fn model_swaps_every_few_frames_while_playing() {
     init();
     let pipeline = gst::parse::launch(&format!(
+        // identity paces the source (3 ms a frame) so that the polling loop below sees every
+        // fifth frame even when the machine is loaded and the model is quick.
         "videotestsrc num-buffers=400 ! video/x-raw,width=48,height=32,format=BGRx ! \
+         identity sleep-time=3000 ! \
          styletransfer name=st provider=cpu threads=1 model={} ! fakesink name=out sync=false",
         model(GAN)
     ))

@@ -10,7 +10,7 @@ use common::*;
 use stylize::engine::{EngineOptions, Provider};
 use stylize::frame::{FrameMut, OwnedFrame, PixelFormat};
 use stylize::temporal::{FlowPreset, TemporalFilter, TemporalMode, TemporalOptions};
-use stylize::{SpecOverrides, Stylizer, StylizerOptions};
+use stylize::{SpecOverrides, Stylizer, StylizerOptions, Upsampler};
 
 struct Counting;
 static ALLOCS: AtomicUsize = AtomicUsize::new(0);
@@ -32,7 +32,7 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
-fn count_steady_state(model: &str, format: PixelFormat, scale: f32) -> usize {
+fn count_steady_state(model: &str, format: PixelFormat, scale: f32, upsampler: Upsampler) -> usize {
     let (w, h, rgb) = load_rgb(&data().join("input.png"));
     let bpp = format.bytes_per_pixel();
     let mut buf = vec![0u8; w * h * bpp];
@@ -50,6 +50,7 @@ fn count_steady_state(model: &str, format: PixelFormat, scale: f32) -> usize {
         &opts,
         StylizerOptions {
             inference_scale: scale,
+            upsampler,
         },
     )
     .unwrap();
@@ -113,22 +114,44 @@ fn steady_state_frames_do_not_allocate() {
     assert_eq!(count_temporal(PixelFormat::Rgb, FlowPreset::UltraFast), 0);
     // Same size as the model: frame -> tensor -> frame.
     assert_eq!(
-        count_steady_state("models/gan_pm1_mult8.onnx", PixelFormat::Rgb, 1.0),
+        count_steady_state(
+            "models/gan_pm1_mult8.onnx",
+            PixelFormat::Rgb,
+            1.0,
+            Upsampler::Guided
+        ),
         0
     );
     // fp16 model, NHWC, with alpha.
     assert_eq!(
-        count_steady_state("models/nhwc_unit_fp16.onnx", PixelFormat::Rgba, 1.0),
+        count_steady_state(
+            "models/nhwc_unit_fp16.onnx",
+            PixelFormat::Rgba,
+            1.0,
+            Upsampler::Guided
+        ),
         0
     );
     // Fixed-size model: resize in and out, strength mix.
     assert_eq!(
-        count_steady_state("models/fns_bgr_224_opset7.onnx", PixelFormat::Bgrx, 1.0),
+        count_steady_state(
+            "models/fns_bgr_224_opset7.onnx",
+            PixelFormat::Bgrx,
+            1.0,
+            Upsampler::Guided
+        ),
         0
     );
-    // Inference scale.
-    assert_eq!(
-        count_steady_state("models/gan_pm1_mult8.onnx", PixelFormat::Bgra, 0.5),
-        0
-    );
+    // Inference scale, with each upsampler.
+    for upsampler in [Upsampler::Guided, Upsampler::Bilinear] {
+        assert_eq!(
+            count_steady_state(
+                "models/gan_pm1_mult8.onnx",
+                PixelFormat::Bgra,
+                0.5,
+                upsampler
+            ),
+            0
+        );
+    }
 }

@@ -8,6 +8,7 @@ use clap::Args;
 use gst::prelude::*;
 use serde_json::json;
 use stylize::frame::{OwnedFrame, PixelFormat};
+use stylize::temporal::{FlowPreset, TemporalFilter, TemporalMode, TemporalOptions};
 
 use super::BadInput;
 use super::common::ModelArgs;
@@ -19,40 +20,76 @@ pub struct BenchArgs {
     #[arg(long, default_value = "640x360,1280x720", value_name = "WxH,...")]
     pub resolution: String,
     /// Frames measured per resolution (after warm-up).
-    #[arg(long, default_value_t = 60, value_name = "N")]
+    #[arg(long, default_value_t = 60, value_parser = super::common::whole::<u32>("--frames", 2, u64::MAX), value_name = "N")]
     pub frames: u32,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
+    /// Blending measured with the model: none, ema, or flow (the flow and blend stages).
+    #[arg(long, default_value = "flow", value_parser = ["none", "ema", "flow"], value_name = "none|ema|flow")]
+    pub temporal: String,
+    /// Optical-flow preset for --temporal flow.
+    #[arg(long, default_value = "medium", value_parser = ["ultrafast", "fast", "medium"], value_name = "PRESET")]
+    pub flow_preset: String,
+    /// Weight of the previous output when blending (0..1).
+    #[arg(long, default_value = "0.5", value_parser = super::convert::parse_weight, value_name = "F")]
+    pub temporal_weight: f64,
+    /// Frames the element stylises at once, each by its own copy of the model (0 = auto).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(0..=8), value_name = "N")]
+    pub parallel_frames: u32,
     #[command(flatten)]
     pub model: ModelArgs,
 }
 
-fn parse_resolutions(s: &str) -> Result<Vec<(usize, usize)>> {
-    s.split(',')
-        .map(|r| {
-            let (w, h) = r.trim().split_once('x').ok_or_else(|| {
-                BadInput(format!("--resolution: '{r}' is not WxH (e.g. 1280x720)"))
-            })?;
-            let parse = |v: &str| -> Result<usize> {
-                match v.parse::<usize>() {
-                    Ok(n) if (1..=16384).contains(&n) => Ok(n),
-                    _ => Err(
-                        BadInput(format!("--resolution: '{r}' needs sizes from 1 to 16384")).into(),
-                    ),
-                }
-            };
-            Ok((parse(w)?, parse(h)?))
-        })
-        .collect()
+/// The temporal settings of a bench run.
+struct Temporal {
+    mode: TemporalMode,
+    name: String,
+    preset: String,
+    weight: f32,
+    parallel_frames: u32,
 }
 
-/// A synthetic but natural-looking frame: gradients and texture.
-fn test_frame(w: usize, h: usize) -> OwnedFrame {
+impl Temporal {
+    fn from_args(a: &BenchArgs) -> Temporal {
+        let mode = match a.temporal.as_str() {
+            "ema" => TemporalMode::Ema,
+            "flow" => TemporalMode::Flow,
+            _ => TemporalMode::None,
+        };
+        Temporal {
+            mode,
+            name: a.temporal.clone(),
+            preset: a.flow_preset.clone(),
+            weight: a.temporal_weight as f32,
+            parallel_frames: a.parallel_frames,
+        }
+    }
+
+    fn options(&self) -> TemporalOptions {
+        TemporalOptions {
+            preset: match self.preset.as_str() {
+                "ultrafast" => FlowPreset::UltraFast,
+                "fast" => FlowPreset::Fast,
+                _ => FlowPreset::Medium,
+            },
+            ..TemporalOptions::default()
+        }
+    }
+}
+
+fn parse_resolutions(s: &str) -> Result<Vec<(usize, usize)>> {
+    stylize::engine::parse_resolutions(s).map_err(|e| BadInput(format!("--resolution: {e}")).into())
+}
+
+/// A synthetic but natural-looking frame: gradients and texture, moved right by `dx` pixels
+/// (so that successive frames have motion for the optical flow to follow).
+fn test_frame(w: usize, h: usize, dx: usize) -> OwnedFrame {
     let mut data = vec![0u8; w * h * 4];
     for y in 0..h {
-        for x in 0..w {
-            let i = (y * w + x) * 4;
+        for x0 in 0..w {
+            let i = (y * w + x0) * 4;
+            let x = x0.saturating_sub(dx);
             let t = ((x * 7 + y * 13) % 64) as u8;
             data[i] = (x * 255 / w.max(1)) as u8 ^ t;
             data[i + 1] = (y * 255 / h.max(1)) as u8;
@@ -75,35 +112,67 @@ struct EngineResult {
     to_tensor_ms: f64,
     inference_ms: f64,
     to_frame_ms: f64,
+    /// Input luma and both optical flows with the confidence map.
+    flow_ms: f64,
+    blend_ms: f64,
+    /// Model load to the first stylised frame.
+    startup_ms: f64,
     provider: String,
 }
 
+/// The frame path without GStreamer, serially: the model's stages, then the temporal ones.
 fn bench_engine(
     config: &super::common::ModelConfig,
-    template: &OwnedFrame,
+    templates: &[OwnedFrame; 2],
     frames: u32,
+    temporal: &Temporal,
 ) -> Result<EngineResult> {
+    let loading = Instant::now();
     let mut s = config.load()?;
-    let mut frame = template.clone();
-    for _ in 0..3 {
+    let mut filter = TemporalFilter::new(temporal.options());
+    let mut frame = templates[0].clone();
+    let mut step = |i: u32, s: &mut stylize::Stylizer, filter: &mut TemporalFilter| -> Result<()> {
+        frame
+            .as_frame_mut()
+            .copy_from(&templates[i as usize % 2].as_frame())?;
+        filter.observe(&frame.as_frame(), temporal.mode);
         s.process(&mut frame.as_frame_mut(), config.strength)?;
+        filter.blend(&mut frame.as_frame_mut(), temporal.mode, temporal.weight)?;
+        Ok(())
+    };
+    let mut startup_ms = 0.0;
+    for i in 0..3 {
+        step(i, &mut s, &mut filter)?;
+        if i == 0 {
+            startup_ms = loading.elapsed().as_secs_f64() * 1e3;
+        }
     }
-    let (mut a, mut b, mut c) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
+    let mut sums = [Duration::ZERO; 5];
     let t = Instant::now();
-    for _ in 0..frames {
-        s.process(&mut frame.as_frame_mut(), config.strength)?;
+    for i in 0..frames {
+        step(i + 3, &mut s, &mut filter)?;
         let st = s.times();
-        a += st.to_tensor;
-        b += st.inference;
-        c += st.to_frame;
+        let tt = filter.times();
+        for (sum, d) in sums.iter_mut().zip([
+            st.to_tensor,
+            st.inference,
+            st.to_frame,
+            tt.luma + tt.flow,
+            tt.blend,
+        ]) {
+            *sum += d;
+        }
     }
     let total = t.elapsed().as_secs_f64();
     let per = |d: Duration| d.as_secs_f64() * 1e3 / frames as f64;
     Ok(EngineResult {
         fps: frames as f64 / total,
-        to_tensor_ms: per(a),
-        inference_ms: per(b),
-        to_frame_ms: per(c),
+        to_tensor_ms: per(sums[0]),
+        inference_ms: per(sums[1]),
+        to_frame_ms: per(sums[2]),
+        flow_ms: per(sums[3]),
+        blend_ms: per(sums[4]),
+        startup_ms,
         provider: s.engine().provider().to_string(),
     })
 }
@@ -138,11 +207,12 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 
 fn bench_element(
     config: &super::common::ModelConfig,
-    template: &OwnedFrame,
+    templates: &[OwnedFrame; 2],
     frames: u32,
+    temporal: &Temporal,
 ) -> Result<ElementResult> {
     stylize::element::register_static()?;
-    let (w, h) = (template.width(), template.height());
+    let (w, h) = (templates[0].width(), templates[0].height());
     let caps = gst_video::VideoInfo::builder(gst_video::VideoFormat::Rgbx, w as u32, h as u32)
         .fps(gst::Fraction::new(30, 1))
         .build()?
@@ -159,6 +229,11 @@ fn bench_element(
         .property("threads", config.engine.threads as u32)
         .property("strength", config.strength as f64)
         .property("inference-scale", config.stylizer.inference_scale as f64)
+        .property_from_str("upsampler", config.stylizer.upsampler.name())
+        .property_from_str("temporal", &temporal.name)
+        .property_from_str("flow-preset", &temporal.preset)
+        .property("temporal-weight", temporal.weight as f64)
+        .property("parallel-frames", temporal.parallel_frames)
         .build()?;
     let sink = gst::ElementFactory::make("fakesink")
         .property("sync", false)
@@ -182,7 +257,7 @@ fn bench_element(
     // the element and not of producing frames upstream.
     let buffers: Vec<gst::Buffer> = (0..total)
         .map(|i| {
-            let mut b = gst::Buffer::from_mut_slice(template.data().to_vec());
+            let mut b = gst::Buffer::from_mut_slice(templates[i as usize % 2].data().to_vec());
             b.get_mut()
                 .expect("new buffer is writable")
                 .set_pts(gst::ClockTime::from_mseconds(i as u64 * 33));
@@ -247,11 +322,12 @@ pub fn run(args: BenchArgs) -> Result<()> {
     if args.frames < 2 {
         return Err(BadInput("--frames must be at least 2".into()).into());
     }
+    let temporal = Temporal::from_args(&args);
     let mut rows = Vec::new();
     for (w, h) in resolutions {
-        let template = test_frame(w, h);
-        let e = bench_engine(&config, &template, args.frames)?;
-        let el = bench_element(&config, &template, args.frames)?;
+        let templates = [test_frame(w, h, 0), test_frame(w, h, 2)];
+        let e = bench_engine(&config, &templates, args.frames, &temporal)?;
+        let el = bench_element(&config, &templates, args.frames, &temporal)?;
         let element_fps = el.fps;
         let row = json!({
             "resolution": format!("{w}x{h}"),
@@ -262,7 +338,10 @@ pub fn run(args: BenchArgs) -> Result<()> {
                 "to_tensor": e.to_tensor_ms,
                 "inference": e.inference_ms,
                 "to_frame": e.to_frame_ms,
+                "flow": e.flow_ms,
+                "blend": e.blend_ms,
             },
+            "startup_ms": e.startup_ms,
             "engine_fps": e.fps,
             "element_fps": element_fps,
             "element_to_engine": element_fps / e.fps,
@@ -270,16 +349,19 @@ pub fn run(args: BenchArgs) -> Result<()> {
         });
         if !args.json {
             println!(
-                "{w}x{h} on {}: engine {:.1} fps (to tensor {:.2} ms, inference {:.2} ms, to frame {:.2} ms), element {:.1} fps = {:.0}% of engine, element latency p50 {:.1} ms p95 {:.1} ms",
+                "{w}x{h} on {}: engine {:.1} fps (to tensor {:.2} ms, inference {:.2} ms, to frame {:.2} ms, flow {:.2} ms, blend {:.2} ms), element {:.1} fps = {:.0}% of engine, element latency p50 {:.1} ms p95 {:.1} ms, model load to first frame {:.0} ms",
                 e.provider,
                 e.fps,
                 e.to_tensor_ms,
                 e.inference_ms,
                 e.to_frame_ms,
+                e.flow_ms,
+                e.blend_ms,
                 element_fps,
                 100.0 * element_fps / e.fps,
                 el.latency_p50_ms,
-                el.latency_p95_ms
+                el.latency_p95_ms,
+                e.startup_ms
             );
         }
         rows.push(row);
@@ -289,6 +371,9 @@ pub fn run(args: BenchArgs) -> Result<()> {
             "model": config.model,
             "frames": args.frames,
             "inference_scale": config.stylizer.inference_scale,
+            "upsampler": config.stylizer.upsampler.name(),
+            "temporal": { "mode": temporal.name, "flow_preset": temporal.preset, "weight": temporal.weight },
+            "parallel_frames": temporal.parallel_frames,
             "results": rows,
             "peak_rss_mb": peak_rss_mb(),
         });

@@ -7,7 +7,7 @@ use clap::Args;
 use stylize::engine::{EngineOptions, Provider};
 use stylize::frame::{ChannelOrder, Layout, ValueRange};
 use stylize::model::{SpecOverrides, parse_extra_input};
-use stylize::{Stylizer, StylizerOptions, catalog};
+use stylize::{Stylizer, StylizerOptions, Upsampler, catalog};
 
 use super::BadInput;
 
@@ -16,6 +16,30 @@ fn unit_interval(flag: &'static str) -> impl Fn(&str) -> Result<f32, String> + C
         Ok(v) if (0.0..=1.0).contains(&v) => Ok(v),
         Ok(v) => Err(format!("{flag} must be between 0 and 1, got {v}")),
         Err(_) => Err(format!("{flag} takes a number between 0 and 1, got '{s}'")),
+    }
+}
+
+/// A whole-number flag from `min` to `max` (`u64::MAX`: no upper bound); the error names the
+/// flag and the range.
+pub fn whole<T: TryFrom<u64>>(
+    flag: &'static str,
+    min: u64,
+    max: u64,
+) -> impl Fn(&str) -> Result<T, String> + Clone + Send + Sync + 'static {
+    move |s| {
+        s.trim()
+            .parse::<u64>()
+            .ok()
+            .filter(|v| (min..=max).contains(v))
+            .and_then(|v| T::try_from(v).ok())
+            .ok_or_else(|| {
+                let range = if max == u64::MAX {
+                    format!("of {min} or more")
+                } else {
+                    format!("from {min} to {max}")
+                };
+                format!("{flag} takes a whole number {range}, got '{s}'")
+            })
     }
 }
 
@@ -44,6 +68,10 @@ fn parse_multiple(s: &str) -> Result<usize, String> {
     }
 }
 
+fn parse_trt_resolutions(s: &str) -> Result<Vec<(usize, usize)>, String> {
+    stylize::engine::parse_resolutions(s).map_err(|e| format!("--trt-resolutions: {e}"))
+}
+
 fn parse_threads(s: &str) -> Result<usize, String> {
     match s.parse::<usize>() {
         Ok(v) if v <= 1024 => Ok(v),
@@ -66,7 +94,7 @@ pub struct ModelArgs {
     pub provider: Provider,
 
     /// GPU index for CUDA and TensorRT.
-    #[arg(long, default_value_t = 0, value_name = "N")]
+    #[arg(long, default_value_t = 0, value_parser = whole::<u32>("--device-id", 0, 64), value_name = "N")]
     pub device_id: u32,
 
     /// CPU threads for inference (0: one per core).
@@ -76,6 +104,11 @@ pub struct ModelArgs {
     /// Build TensorRT engines in fp32 only (default: fp16 allowed).
     #[arg(long)]
     pub no_fp16: bool,
+
+    /// Frame sizes TensorRT builds its engine for (its optimisation profile covers them and
+    /// is tuned for the first), e.g. 1280x720,1920x1080. Default: the first size it sees.
+    #[arg(long, value_parser = parse_trt_resolutions, value_name = "WxH,...")]
+    pub trt_resolutions: Option<Vec<(usize, usize)>>,
 
     /// Where TensorRT keeps built engines and timing caches.
     #[arg(long, value_name = "DIR")]
@@ -88,6 +121,11 @@ pub struct ModelArgs {
     /// Run the model on a picture scaled by this (0 < F ≤ 1) and scale the result back.
     #[arg(long, default_value = "1", value_parser = parse_scale, value_name = "F")]
     pub inference_scale: f32,
+
+    /// How a result computed at --inference-scale below 1 is scaled back: guided by the
+    /// full-size input (sharp edges) or bilinear.
+    #[arg(long, default_value = "guided", value_name = "guided|bilinear")]
+    pub upsampler: Upsampler,
 
     /// Value range the model takes (overrides sidecar and metadata).
     #[arg(long, value_name = "0-1|0-255|-1-1", allow_hyphen_values = true)]
@@ -172,9 +210,11 @@ impl ModelArgs {
                 fp16: !self.no_fp16,
                 engine_cache_dir: self.engine_cache_dir.clone(),
                 profile: None,
+                resolutions: self.trt_resolutions.clone().unwrap_or_default(),
             },
             stylizer: StylizerOptions {
                 inference_scale: self.inference_scale,
+                upsampler: self.upsampler,
             },
             strength: self.strength,
         })
@@ -197,9 +237,19 @@ impl ModelConfig {
                 "inference-scale".into(),
                 self.stylizer.inference_scale.max(0.05).to_string(),
             ),
+            ("upsampler".into(), self.stylizer.upsampler.name().into()),
         ];
         if let Some(d) = &self.engine.engine_cache_dir {
             p.push(("engine-cache-dir".into(), d.display().to_string()));
+        }
+        if !self.engine.resolutions.is_empty() {
+            let r: Vec<String> = self
+                .engine
+                .resolutions
+                .iter()
+                .map(|(w, h)| format!("{w}x{h}"))
+                .collect();
+            p.push(("trt-resolutions".into(), r.join(",")));
         }
         if let Some(r) = f.input_range {
             p.push(("input-range".into(), r.to_string()));

@@ -10,7 +10,7 @@ use clap::Args;
 use stylize::convert::{self, Codec, Container, ConvertError, ConvertOptions, Rate, StyleSettings};
 
 use super::BadInput;
-use super::common::{ModelArgs, ModelConfig};
+use super::common::{ModelArgs, ModelConfig, whole};
 
 /// Exit status when interrupted (Ctrl-C), as shells report SIGINT.
 pub const EXIT_INTERRUPTED: u8 = 130;
@@ -47,7 +47,7 @@ pub struct ConvertArgs {
     #[arg(long, value_parser = parse_codec, value_name = "h264|h265|vp9|av1")]
     pub codec: Option<Codec>,
     /// Constant quality, lower is better (h264/h265 0-51, vp9/av1 0-63).
-    #[arg(long, value_name = "N", conflicts_with = "bitrate")]
+    #[arg(long, value_name = "N", conflicts_with = "bitrate", value_parser = parse_quality)]
     pub quality: Option<u32>,
     /// Average bitrate in kbit/s.
     #[arg(long, value_name = "K", value_parser = clap::value_parser!(u32).range(50..=200_000))]
@@ -59,10 +59,10 @@ pub struct ConvertArgs {
     #[arg(long, value_parser = parse_time, value_name = "T")]
     pub start: Option<Duration>,
     /// Convert this much: seconds, MM:SS or HH:MM:SS(.ms).
-    #[arg(long, value_parser = parse_time, value_name = "T")]
+    #[arg(long, value_parser = parse_duration, value_name = "T")]
     pub duration: Option<Duration>,
     /// Convert at most N video frames.
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, value_name = "N", value_parser = whole::<u64>("--frames", 1, u64::MAX))]
     pub frames: Option<u64>,
     /// Container of the outputs in a batch (default: mp4).
     #[arg(long, value_parser = ["mp4", "mkv", "webm", "mov"], value_name = "mp4|mkv|webm|mov")]
@@ -95,6 +95,13 @@ pub(super) fn parse_flow_scale(s: &str) -> Result<f64, String> {
     }
 }
 
+fn parse_quality(s: &str) -> Result<u32, String> {
+    // The range depends on the codec: `options` checks it once both are known.
+    s.trim().parse::<u32>().map_err(|_| {
+        format!("--quality takes a whole number, from 0 to 51 for h264/h265 or 0 to 63 for vp9/av1, got '{s}'")
+    })
+}
+
 fn parse_codec(s: &str) -> Result<Codec, String> {
     s.parse()
 }
@@ -113,7 +120,11 @@ pub(super) fn parse_size(s: &str) -> Result<(u32, u32), String> {
 
 /// Seconds (`12.5`), `MM:SS(.ms)` or `HH:MM:SS(.ms)`.
 pub fn parse_time(s: &str) -> Result<Duration, String> {
-    let err = || format!("'{s}' is not a time (expected seconds, MM:SS or HH:MM:SS, e.g. 1:30.5)");
+    let err = || {
+        format!(
+            "'{s}' is not a time of 0 or more (expected seconds, MM:SS or HH:MM:SS, e.g. 1:30.5)"
+        )
+    };
     let parts: Vec<&str> = s.trim().split(':').collect();
     if parts.len() > 3 {
         return Err(err());
@@ -128,6 +139,16 @@ pub fn parse_time(s: &str) -> Result<Duration, String> {
         secs = secs * 60.0 + v;
     }
     Ok(Duration::from_secs_f64(secs))
+}
+
+/// A `--duration`: a time above 0.
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    match parse_time(s)? {
+        d if d.is_zero() => Err(format!(
+            "--duration must be above 0 (seconds, MM:SS or HH:MM:SS), got '{s}'"
+        )),
+        d => Ok(d),
+    }
 }
 
 fn style_settings(m: &ModelConfig, args: &ConvertArgs) -> StyleSettings {
@@ -405,6 +426,7 @@ pub fn run(args: ConvertArgs) -> Result<u8> {
                         s.fps
                     );
                 }
+                warn(input, &s);
                 summaries.push(serde_json::json!({"input": input, "output": target, "summary": s}));
                 done.push(target);
             }
@@ -454,6 +476,31 @@ pub fn run(args: ConvertArgs) -> Result<u8> {
     })
 }
 
+/// What went less than perfectly in a conversion that succeeded, on stderr (also with
+/// --json, whose summary has the same counts).
+fn warn(input: &Path, s: &convert::Summary) {
+    if s.non_finite_frames > 0 {
+        eprintln!(
+            "warning: {}: the model {} produced NaN or infinite values for {} of {} frames; those frames are in the output unstylised",
+            input.display(),
+            s.model,
+            s.non_finite_frames,
+            s.frames
+        );
+    }
+    if s.undecodable_frames > 0 {
+        eprintln!(
+            "warning: {}: {} frame(s) could not be decoded (damaged data) and are missing from the output ({} written)",
+            input.display(),
+            s.undecodable_frames,
+            s.frames
+        );
+    }
+    if let Some(note) = &s.size_note {
+        eprintln!("note: {}: {note}", input.display());
+    }
+}
+
 fn report(
     input: &Path,
     output: &Path,
@@ -461,6 +508,7 @@ fn report(
     json: bool,
     preview: Option<&Path>,
 ) -> Result<()> {
+    warn(input, s);
     if json {
         let v = serde_json::json!({
             "input": input,
@@ -474,6 +522,11 @@ fn report(
             "model": s.model,
             "codec": s.codec,
             "audio": s.audio,
+            "width": s.width,
+            "height": s.height,
+            "size_note": s.size_note,
+            "non_finite_frames": s.non_finite_frames,
+            "undecodable_frames": s.undecodable_frames,
             "stages_ms": { "stylize_mean": s.stylize_ms_mean, "stylize_p95": s.stylize_ms_p95 },
         });
         println!("{}", serde_json::to_string_pretty(&v)?);

@@ -25,6 +25,7 @@ enum EvalCommand {
     /// from the per-frame stylisation; prints JSON.
     ///
     /// Example: stylize eval temporal --input in.mp4 --output flow.mp4 --reference perframe.mp4
+    #[command(allow_negative_numbers = true)]
     Temporal(TemporalArgs),
 }
 
@@ -42,7 +43,7 @@ pub struct TemporalArgs {
     #[arg(long, value_name = "PERFRAME")]
     reference: Option<PathBuf>,
     /// Measure at most N frames.
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(2..))]
+    #[arg(long, value_name = "N", value_parser = super::common::whole::<u64>("--frames", 2, u64::MAX))]
     frames: Option<u64>,
     /// Optical-flow preset of the metric.
     #[arg(long, default_value = "medium", value_parser = ["ultrafast", "fast", "medium"], value_name = "PRESET")]

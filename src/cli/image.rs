@@ -148,7 +148,13 @@ pub fn run(args: ImageArgs) -> Result<()> {
         let mut frame = FrameMut::new(bytes, w, h, stride, pixel_format)?;
         stylizer
             .process(&mut frame, config.strength)
-            .with_context(|| format!("stylising {}", args.input.display()))?;
+            .with_context(|| {
+                format!(
+                    "stylising {} with model {} (nothing was written)",
+                    args.input.display(),
+                    config.model.display()
+                )
+            })?;
     }
     let run_ms = t_run.elapsed().as_secs_f64() * 1e3;
     save_atomically(&img, &args.output, format)?;

@@ -61,7 +61,7 @@ pub struct LiveArgs {
     #[arg(long, default_value = "window", value_parser = parse_sink, value_name = "window|v4l2:DEV|null|FILE")]
     pub sink: SinkSpec,
     /// Stop after N frames have been output.
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, value_name = "N", value_parser = super::common::whole::<u64>("--frames", 1, u64::MAX))]
     pub frames: Option<u64>,
     /// Draw fps and latency on the picture.
     #[arg(long)]

@@ -34,15 +34,21 @@ enum Command {
     /// Stylise one picture.
     ///
     /// Example: stylize image photo.jpg out.png --model models/starry_night.onnx
+    // Negative numbers are values, so that `--strength -1` is refused with the flag's range.
+    #[command(allow_negative_numbers = true)]
     Image(image::ImageArgs),
     /// Stylise video files, keeping their sound.
     ///
     /// Example: stylize convert in.mp4 out.mp4 --model starry_night --preview sheet.png
+    // Negative numbers are values, so that `--strength -1` is refused with the flag's range.
+    #[command(allow_negative_numbers = true)]
     Convert(convert::ConvertArgs),
     /// Stylise a camera (or a test pattern, or a file) live, to a window, a virtual camera,
     /// a file or nowhere.
     ///
     /// Example: stylize live --source test --sink null --frames 300 --inference-scale 0.5
+    // Negative numbers are values, so that `--strength -1` is refused with the flag's range.
+    #[command(allow_negative_numbers = true)]
     Live(live::LiveArgs),
     /// List the cameras `stylize live` can use, with their formats.
     Devices(devices::DevicesArgs),
@@ -53,6 +59,8 @@ enum Command {
     /// Measure the engine and the element per resolution.
     ///
     /// Example: stylize bench --model models/starry_night.onnx --resolution 640x360,1280x720
+    // Negative numbers are values, so that `--strength -1` is refused with the flag's range.
+    #[command(allow_negative_numbers = true)]
     Bench(bench::BenchArgs),
     /// Measure outputs: temporal stability (warping error, drift).
     ///
@@ -80,7 +88,11 @@ fn is_bad_input(cause: &(dyn std::error::Error + 'static)) -> bool {
             .is_some_and(|e| e.is_bad_input())
         || matches!(
             cause.downcast_ref::<StylizeError>(),
-            Some(StylizeError::Model(_) | StylizeError::Engine(EngineError::Model(_)))
+            Some(
+                StylizeError::Model(_)
+                    | StylizeError::Engine(EngineError::Model(_))
+                    | StylizeError::NonFinite { .. }
+            )
         )
         || matches!(
             cause.downcast_ref::<EngineError>(),

@@ -155,6 +155,110 @@ pub enum Rate {
     Bitrate(u32),
 }
 
+/// What a codec and a container take: the smallest side, and whether sides must be even
+/// (4:2:0 in x264 and x265). MP4, MOV and WebM muxers take 16 pixels or more; x265 too; the
+/// AV1 encoder 4; x264 2 (even); VP9 in Matroska any size.
+pub fn size_constraints(codec: Codec, container: Container) -> (u32, bool) {
+    let container_min = match container {
+        Container::Mkv => 1,
+        Container::Mp4 | Container::Mov | Container::Webm => 16,
+    };
+    let (codec_min, even) = match codec {
+        Codec::H264 => (2, true),
+        Codec::H265 => (16, true),
+        Codec::Vp9 => (1, false),
+        Codec::Av1 => (4, false),
+    };
+    (container_min.max(codec_min), even)
+}
+
+/// The frame size written for decoded frames of `width`×`height`: the same when the codec and
+/// the container take it; otherwise the smallest size they take with about the same shape
+/// (scaled up to the minimum side keeping the aspect ratio, then odd sides rounded up to
+/// even). `stylize convert` never crops: every decoded pixel is in the output.
+pub fn encodable_size(width: u32, height: u32, codec: Codec, container: Container) -> (u32, u32) {
+    let (min, even) = size_constraints(codec, container);
+    let (w, h) = (width.max(1), height.max(1));
+    let (mut w, mut h) = if w < min || h < min {
+        let s = (min as f64 / w as f64).max(min as f64 / h as f64);
+        (
+            ((w as f64 * s).round() as u32).max(min),
+            ((h as f64 * s).round() as u32).max(min),
+        )
+    } else {
+        (w, h)
+    };
+    if even {
+        w += w % 2;
+        h += h % 2;
+    }
+    (w, h)
+}
+
+/// Why `--size` cannot be written with this codec and container, if it cannot.
+fn check_size(size: (u32, u32), codec: Codec, container: Container) -> Result<(), String> {
+    let (min, even) = size_constraints(codec, container);
+    let (w, h) = size;
+    if w < min || h < min || (even && (w % 2 == 1 || h % 2 == 1)) {
+        let (ew, eh) = encodable_size(w, h, codec, container);
+        return Err(format!(
+            "--size {w}x{h}: {} video in a .{} file needs {}sides of at least {min} pixels (e.g. --size {ew}x{eh})",
+            codec.as_str(),
+            container.extension(),
+            if even { "even " } else { "" },
+        ));
+    }
+    Ok(())
+}
+
+/// Sets a property of `element` from text, refusing (instead of panicking, as
+/// `set_property_from_str` does) a name it does not have or a value out of its range.
+pub fn set_property_checked(element: &gst::Element, name: &str, value: &str) -> Result<(), String> {
+    use gst::glib;
+    let pspec = element
+        .find_property(name)
+        .ok_or_else(|| format!("the {} element has no property '{name}'", element.name()))?;
+    let v = <glib::Value as gst::prelude::GstValueExt>::deserialize_with_pspec(value, &pspec)
+        .map_err(|_| format!("{name}: '{value}' is not a valid value"))?;
+    let out_of_range =
+        |min: String, max: String| format!("{name} must be from {min} to {max}, got {value}");
+    if let Some(p) = pspec.downcast_ref::<glib::ParamSpecUInt>() {
+        let x = v.get::<u32>().map_err(|e| e.to_string())?;
+        if x < p.minimum() || x > p.maximum() {
+            return Err(out_of_range(
+                p.minimum().to_string(),
+                p.maximum().to_string(),
+            ));
+        }
+    } else if let Some(p) = pspec.downcast_ref::<glib::ParamSpecInt>() {
+        let x = v.get::<i32>().map_err(|e| e.to_string())?;
+        if x < p.minimum() || x > p.maximum() {
+            return Err(out_of_range(
+                p.minimum().to_string(),
+                p.maximum().to_string(),
+            ));
+        }
+    } else if let Some(p) = pspec.downcast_ref::<glib::ParamSpecUInt64>() {
+        let x = v.get::<u64>().map_err(|e| e.to_string())?;
+        if x < p.minimum() || x > p.maximum() {
+            return Err(out_of_range(
+                p.minimum().to_string(),
+                p.maximum().to_string(),
+            ));
+        }
+    } else if let Some(p) = pspec.downcast_ref::<glib::ParamSpecDouble>() {
+        let x = v.get::<f64>().map_err(|e| e.to_string())?;
+        if !(p.minimum()..=p.maximum()).contains(&x) {
+            return Err(out_of_range(
+                p.minimum().to_string(),
+                p.maximum().to_string(),
+            ));
+        }
+    }
+    element.set_property_from_value(name, &v);
+    Ok(())
+}
+
 /// Settings of the `styletransfer` element for a conversion.
 #[derive(Debug, Clone, Default)]
 pub struct StyleSettings {
@@ -252,6 +356,20 @@ pub struct Summary {
     pub stylize_ms_mean: f64,
     /// p95 of the time to stylise one frame, ms.
     pub stylize_ms_p95: f64,
+    /// Size of the video written.
+    pub width: u32,
+    /// Size of the video written.
+    pub height: u32,
+    /// Set when the frames were written at another size than they were decoded, and why:
+    /// a size the codec or container cannot take (e.g. odd sides for h264), or a resolution
+    /// change in the middle of the input (later frames are scaled to the first size).
+    pub size_note: Option<String>,
+    /// Frames passed through unstylised because the model gave NaN or infinite values.
+    pub non_finite_frames: u64,
+    /// Coded video frames the decoder could not decode and went past (damaged data): they
+    /// are missing from the output. Counted for whole inputs (no --start, --duration or
+    /// --frames).
+    pub undecodable_frames: u64,
 }
 
 /// A queue deep enough for an encoder's lookahead (x264 holds ~40 frames): the other
@@ -505,6 +623,12 @@ pub fn convert(
         Ok(m) if m.len() == 0 => return Err(bad("the file is empty".into())),
         Ok(_) => {}
     }
+    if let Some(kind) = still_picture(input) {
+        return Err(bad(format!(
+            "is a still picture ({kind}), not a video: use `stylize image {} OUTPUT.png` for pictures",
+            input.display()
+        )));
+    }
     crate::element::register_static().map_err(|e| ConvertError::Failed(e.to_string()))?;
     let codec = options.codec.unwrap_or(container.default_codec());
     if !container.takes(codec) {
@@ -513,6 +637,9 @@ pub fn convert(
             container.extension(),
             codec.as_str()
         )));
+    }
+    if let Some(size) = options.size {
+        check_size(size, codec, container).map_err(ConvertError::Options)?;
     }
     let rate = options
         .rate
@@ -538,23 +665,28 @@ pub fn convert(
     let flip = make("videoflip")?;
     flip.set_property_from_str("video-direction", "auto");
     let convert_in = make("videoconvert")?;
-    let mut video_chain = vec![flip, convert_in];
-    if let Some((w, h)) = options.size {
-        video_chain.push(make("videoscale")?);
-        let caps = make("capsfilter")?;
-        caps.set_property(
+    // The size is fixed for the whole output: --size, else the first frame's size (made
+    // encodable: see `encodable_size`). Frames of another size later in the input are scaled
+    // to it (letterboxed if their shape differs), since encoders and muxers cannot follow a
+    // size change. Where the sizes match, videoscale passes frames through untouched.
+    let scale = make("videoscale")?;
+    let size_caps = make("capsfilter")?;
+    let geometry = Arc::new(Mutex::new(Geometry::default()));
+    match options.size {
+        Some((w, h)) => size_caps.set_property(
             "caps",
             gst::Caps::builder("video/x-raw")
                 .field("width", w as i32)
                 .field("height", h as i32)
                 .field("pixel-aspect-ratio", gst::Fraction::new(1, 1))
                 .build(),
-        );
-        video_chain.push(caps);
+        ),
+        None => lock_size(&scale, &size_caps, codec, container, geometry.clone()),
     }
+    let mut video_chain = vec![flip, convert_in, scale, size_caps];
     let style = make("styletransfer")?;
     for (k, v) in &options.style.properties {
-        style.set_property_from_str(k, v);
+        set_property_checked(&style, k, v).map_err(ConvertError::Options)?;
     }
     video_chain.push(style.clone());
     video_chain.push(make("videoconvert")?);
@@ -567,7 +699,17 @@ pub fn convert(
             .build(),
     );
     video_chain.push(i420);
-    video_chain.extend(video_encoder(codec, rate)?);
+    let encoder = video_encoder(codec, rate)?;
+    if matches!(container, Container::Mp4 | Container::Mov) {
+        keep_last_frame_shown(
+            &encoder
+                .last()
+                .expect("an encoder")
+                .static_pad("src")
+                .expect("src"),
+        );
+    }
+    video_chain.extend(encoder);
     let video_queue = deep_queue().map_err(ConvertError::Failed)?;
     video_chain.push(video_queue);
     pipeline
@@ -586,14 +728,26 @@ pub fn convert(
 
     // Frame counting and the preview sheet, around the style element.
     let frames_out = Arc::new(AtomicU64::new(0));
-    let fo = frames_out.clone();
-    style
-        .static_pad("src")
-        .expect("src pad")
-        .add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+    // First timestamp and end of the last frame: the duration, also of variable-rate video.
+    let span = Arc::new(Mutex::new(None::<(gst::ClockTime, gst::ClockTime)>));
+    let (fo, sp) = (frames_out.clone(), span.clone());
+    style.static_pad("src").expect("src pad").add_probe(
+        gst::PadProbeType::BUFFER,
+        move |_, info| {
             fo.fetch_add(1, Ordering::SeqCst);
+            if let Some(b) = info.buffer()
+                && let Some(pts) = b.pts()
+            {
+                let end = pts + b.duration().unwrap_or(gst::ClockTime::ZERO);
+                let mut sp = sp.lock().unwrap();
+                *sp = Some(match *sp {
+                    Some((first, last)) => (first.min(pts), last.max(end)),
+                    None => (pts, end),
+                });
+            }
             gst::PadProbeReturn::Ok
-        });
+        },
+    );
     let sheet = options
         .preview
         .as_ref()
@@ -646,6 +800,70 @@ pub fn convert(
                     }
                     Err(e) => *link_error.lock().unwrap() = Some(e),
                 }
+            }
+        });
+    }
+
+    // Frames in and out of the video decoder: a decoder goes past data it cannot decode
+    // (damaged files) without a message, and those frames are missing from the output.
+    let decoded = Arc::new((AtomicU64::new(0), AtomicU64::new(0)));
+    {
+        let decoded = decoded.clone();
+        let found = AtomicBool::new(false);
+        let bin = decode
+            .downcast_ref::<gst::Bin>()
+            .expect("decodebin is a bin");
+        bin.connect_deep_element_added(move |_, _, element| {
+            let is_video_decoder = element.factory().is_some_and(|f| {
+                let klass = f.metadata(gst::ELEMENT_METADATA_KLASS).unwrap_or_default();
+                klass.contains("Decoder") && klass.contains("Video")
+            });
+            if !is_video_decoder || found.swap(true, Ordering::SeqCst) {
+                return;
+            }
+            if let Some(pad) = element.static_pad("sink") {
+                // Coded frames meant to be shown: inside the segment (an MP4 edit list can
+                // leave frames outside it, which the decoder decodes but drops).
+                let decoded = decoded.clone();
+                let segment = Mutex::new(None::<(gst::ClockTime, Option<gst::ClockTime>)>);
+                pad.add_probe(
+                    gst::PadProbeType::BUFFER | gst::PadProbeType::EVENT_DOWNSTREAM,
+                    move |_, info| {
+                        match &info.data {
+                            Some(gst::PadProbeData::Event(ev)) => {
+                                if let gst::EventView::Segment(seg) = ev.view()
+                                    && let Some(seg) =
+                                        seg.segment().downcast_ref::<gst::ClockTime>()
+                                {
+                                    *segment.lock().unwrap() = Some((
+                                        seg.start().unwrap_or(gst::ClockTime::ZERO),
+                                        seg.stop(),
+                                    ));
+                                }
+                            }
+                            Some(gst::PadProbeData::Buffer(b)) => {
+                                let shown = match (b.pts(), *segment.lock().unwrap()) {
+                                    (Some(pts), Some((start, stop))) => {
+                                        pts >= start && stop.is_none_or(|stop| pts < stop)
+                                    }
+                                    _ => true,
+                                };
+                                if shown {
+                                    decoded.0.fetch_add(1, Ordering::Relaxed);
+                                }
+                            }
+                            _ => {}
+                        }
+                        gst::PadProbeReturn::Ok
+                    },
+                );
+            }
+            if let Some(pad) = element.static_pad("src") {
+                let decoded = decoded.clone();
+                pad.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+                    decoded.1.fetch_add(1, Ordering::Relaxed);
+                    gst::PadProbeReturn::Ok
+                });
             }
         });
     }
@@ -712,6 +930,7 @@ pub fn convert(
     }
 
     let mut total: Option<u64> = options.frames;
+    let mut input_duration = None::<gst::ClockTime>;
     let mut last_report = Instant::now();
     let result = loop {
         if cancel.load(Ordering::SeqCst) {
@@ -738,6 +957,9 @@ pub fn convert(
                 gst::MessageView::Error(err) => break Err(classify(err)),
                 _ => {}
             }
+        }
+        if input_duration.is_none() {
+            input_duration = pipeline.query_duration::<gst::ClockTime>();
         }
         if total.is_none()
             && let (Some(d), Some(fps)) = (
@@ -767,10 +989,26 @@ pub fn convert(
     let model = style.property::<String>("active-model");
     let mean = style.property::<f64>("mean-inference-ms");
     let p95 = style.property::<f64>("p95-inference-ms");
+    let non_finite_frames = style.property::<u64>("frames-non-finite");
+    let (width, height) = style
+        .static_pad("src")
+        .and_then(|p| p.current_caps())
+        .and_then(|c| gst_video::VideoInfo::from_caps(&c).ok())
+        .map_or((0, 0), |i| (i.width(), i.height()));
     let _ = pipeline.set_state(gst::State::Null);
     result?;
     let frames = frames_out.load(Ordering::SeqCst);
     if frames == 0 {
+        if let (Some(start), Some(d)) = (options.start, input_duration)
+            && start.as_nanos() >= d.nseconds() as u128
+        {
+            return Err(ConvertError::Options(format!(
+                "--start {:.3} s is at or past the end of {} ({:.3} s of video): nothing to convert",
+                start.as_secs_f64(),
+                input.display(),
+                d.seconds_f64()
+            )));
+        }
         return Err(bad("no video frames could be decoded".into()));
     }
     if let (Some(sheet), Some(path)) = (sheet, options.preview.as_ref()) {
@@ -779,13 +1017,29 @@ pub fn convert(
             .map_err(|e| ConvertError::Failed(format!("preview {}: {e}", path.display())))?;
     }
     let wall = started.elapsed().as_secs_f64();
-    let duration_s = cut
-        .frame_rate
-        .lock()
-        .unwrap()
-        .filter(|f| f.numer() > 0)
-        .map(|f| frames as f64 * f.denom() as f64 / f.numer() as f64)
-        .unwrap_or(0.0);
+    // From the timestamps (right for variable frame rates too), else from the frame rate.
+    let duration_s = match *span.lock().unwrap() {
+        Some((first, end)) if end > first => (end - first).seconds_f64(),
+        _ => cut
+            .frame_rate
+            .lock()
+            .unwrap()
+            .filter(|f| f.numer() > 0)
+            .map(|f| frames as f64 * f.denom() as f64 / f.numer() as f64)
+            .unwrap_or(0.0),
+    };
+    let size_note = geometry.lock().unwrap().note(codec, container);
+    // Only for a whole input: a cut stops the output while the decoder still has frames.
+    let whole = options.start.is_none() && options.duration.is_none() && options.frames.is_none();
+    let (coded, decoded) = (
+        decoded.0.load(Ordering::SeqCst),
+        decoded.1.load(Ordering::SeqCst),
+    );
+    let undecodable_frames = if whole {
+        coded.saturating_sub(decoded)
+    } else {
+        0
+    };
     progress(Progress {
         frames,
         total: Some(frames),
@@ -803,7 +1057,180 @@ pub fn convert(
         audio,
         stylize_ms_mean: mean,
         stylize_ms_p95: p95,
+        width,
+        height,
+        size_note,
+        non_finite_frames,
+        undecodable_frames,
     })
+}
+
+/// The kind of still picture `path` holds (by its first bytes), if it is one that
+/// `stylize image` reads: `stylize convert` refuses those rather than write a one-frame video.
+fn still_picture(path: &Path) -> Option<&'static str> {
+    use std::io::Read;
+    let mut head = [0u8; 32];
+    let mut file = std::fs::File::open(path).ok()?;
+    let n = file.read(&mut head).ok()?;
+    match image::guess_format(&head[..n]).ok()? {
+        image::ImageFormat::Png => Some("PNG"),
+        image::ImageFormat::Jpeg => Some("JPEG"),
+        image::ImageFormat::Bmp => Some("BMP"),
+        image::ImageFormat::Tiff => Some("TIFF"),
+        image::ImageFormat::WebP => Some("WebP"),
+        _ => None,
+    }
+}
+
+/// The size of the decoded frames and what became of it.
+#[derive(Debug, Default)]
+struct Geometry {
+    /// The decoded size (after rotation) the output size was chosen for.
+    first: Option<(u32, u32)>,
+    /// The size written.
+    locked: Option<(u32, u32)>,
+    /// Whether a frame has passed: the size is fixed from then on.
+    frozen: bool,
+    /// Decoded sizes that differed from the first, later in the stream.
+    changes: Vec<(u32, u32)>,
+}
+
+impl Geometry {
+    fn note(&self, codec: Codec, container: Container) -> Option<String> {
+        let (first, locked) = (self.first?, self.locked?);
+        let mut notes = Vec::new();
+        if first != locked {
+            let (min, even) = size_constraints(codec, container);
+            notes.push(format!(
+                "frames of {}x{} written as {}x{}: {} video in a .{} file needs {}sides of at least {min} pixels",
+                first.0,
+                first.1,
+                locked.0,
+                locked.1,
+                codec.as_str(),
+                container.extension(),
+                if even { "even " } else { "" }
+            ));
+        }
+        if let Some(&(w, h)) = self.changes.first() {
+            notes.push(format!(
+                "the input changes size mid-stream ({} time(s), first to {w}x{h}); later frames were scaled to {}x{}",
+                self.changes.len(),
+                locked.0,
+                locked.1
+            ));
+        }
+        (!notes.is_empty()).then(|| notes.join("; "))
+    }
+}
+
+/// Fixes the output size at the size of the first frame that reaches `scale` (made encodable),
+/// by setting `caps` (the capsfilter after it) while the caps of that frame go by, so that the
+/// first frame is already scaled when it needs to be. Later size changes are recorded.
+fn lock_size(
+    scale: &gst::Element,
+    caps: &gst::Element,
+    codec: Codec,
+    container: Container,
+    geometry: Arc<Mutex<Geometry>>,
+) {
+    let caps = caps.clone();
+    scale.static_pad("sink").expect("sink pad").add_probe(
+        gst::PadProbeType::BUFFER | gst::PadProbeType::EVENT_DOWNSTREAM,
+        move |_, info| {
+            let mut g = geometry.lock().unwrap();
+            let Some(gst::PadProbeData::Event(ev)) = &info.data else {
+                // A frame: the size it was negotiated at is the output's from now on.
+                g.frozen = true;
+                return gst::PadProbeReturn::Ok;
+            };
+            let gst::EventView::Caps(c) = ev.view() else {
+                return gst::PadProbeReturn::Ok;
+            };
+            let Ok(vi) = gst_video::VideoInfo::from_caps(c.caps()) else {
+                return gst::PadProbeReturn::Ok;
+            };
+            let (w, h) = (vi.width(), vi.height());
+            if g.frozen {
+                if Some((w, h)) != g.first && g.changes.last() != Some(&(w, h)) {
+                    g.changes.push((w, h));
+                }
+                return gst::PadProbeReturn::Ok;
+            }
+            // Before the first frame (e.g. a rotation tag turned the picture): (re)choose.
+            let (ow, oh) = encodable_size(w, h, codec, container);
+            // Keep the display shape: PAR × w/h = PAR' × ow/oh.
+            let par = vi.par();
+            let (n, d) = (
+                par.numer() as i64 * w as i64 * oh as i64,
+                par.denom() as i64 * h as i64 * ow as i64,
+            );
+            let g_ = gcd(n, d).max(1);
+            let out_par = gst::Fraction::new((n / g_) as i32, (d / g_) as i32);
+            caps.set_property(
+                "caps",
+                gst::Caps::builder("video/x-raw")
+                    .field("width", ow as i32)
+                    .field("height", oh as i32)
+                    .field("pixel-aspect-ratio", out_par)
+                    .build(),
+            );
+            g.first = Some((w, h));
+            g.locked = Some((ow, oh));
+            gst::PadProbeReturn::Ok
+        },
+    );
+}
+
+fn gcd(a: i64, b: i64) -> i64 {
+    if b == 0 { a.abs() } else { gcd(b, a % b) }
+}
+
+/// MP4 and MOV: with B-frames and a variable frame rate, the muxer sizes the edit list from
+/// the decoding times, which can end before the last frame is shown, so players (and
+/// GStreamer's own demuxer) lose it. The last buffer's duration is what the muxer uses to
+/// end the track: give every buffer (only the last one's counts) a duration that reaches the
+/// end of the last frame shown. Constant-rate video is left exactly as it was.
+fn keep_last_frame_shown(pad: &gst::Pad) {
+    #[derive(Default)]
+    struct Span {
+        first_dts: Option<gst::ClockTime>,
+        min_pts: Option<gst::ClockTime>,
+        max_pts: Option<gst::ClockTime>,
+        max_end: Option<gst::ClockTime>,
+        count: u64,
+    }
+    let span = Mutex::new(Span::default());
+    pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+        let Some(gst::PadProbeData::Buffer(buf)) = info.data.as_mut() else {
+            return gst::PadProbeReturn::Ok;
+        };
+        let (Some(pts), Some(dts)) = (buf.pts(), buf.dts()) else {
+            return gst::PadProbeReturn::Ok;
+        };
+        let dur = buf.duration().unwrap_or(gst::ClockTime::ZERO);
+        let mut s = span.lock().unwrap();
+        let first_dts = *s.first_dts.get_or_insert(dts);
+        let min_pts = s.min_pts.map_or(pts, |m| m.min(pts));
+        let max_pts = s.max_pts.map_or(pts, |m| m.max(pts));
+        s.count += 1;
+        // Variable-rate streams often come without real durations (none, or 1 ns): a frame
+        // is shown for the mean interval then.
+        let shown = if dur < gst::ClockTime::MSECOND && s.count > 1 {
+            (max_pts - min_pts) / (s.count - 1)
+        } else {
+            dur
+        };
+        let max_end = s.max_end.map_or(pts + shown, |m| m.max(pts + shown));
+        s.min_pts = Some(min_pts);
+        s.max_pts = Some(max_pts);
+        s.max_end = Some(max_end);
+        let need = (max_end - min_pts).saturating_sub(dts.saturating_sub(first_dts));
+        if need > dur {
+            buf.make_mut().set_duration(need);
+        }
+        gst::PadProbeReturn::Ok
+    });
 }
 
 /// Links an audio pad to the muxer: as it is when the muxer takes its (compressed) format,
@@ -906,4 +1333,44 @@ fn link_audio(
     pad.link(&chain[0].static_pad("sink").expect("sink"))
         .map_err(|e| format!("{e:?}"))?;
     Ok(mode)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encodable_sizes_keep_what_fits_and_round_the_rest_up() {
+        use Codec::*;
+        use Container::*;
+        for (w, h, codec, container, want) in [
+            (1920, 1080, H264, Mp4, (1920, 1080)),
+            (1919, 1079, H264, Mp4, (1920, 1080)),
+            (17, 9, H264, Mkv, (18, 10)),
+            (17, 9, H264, Mp4, (30, 16)),
+            (17, 9, Vp9, Mkv, (17, 9)),
+            (17, 9, Vp9, Webm, (30, 16)),
+            (17, 9, Av1, Mkv, (17, 9)),
+            (1, 1, H264, Mkv, (2, 2)),
+            (1, 1, H264, Mov, (16, 16)),
+            (1, 1, Av1, Mkv, (4, 4)),
+            (2, 2, H265, Mkv, (16, 16)),
+            (7680, 4320, H265, Mp4, (7680, 4320)),
+            (1, 500, H264, Mp4, (16, 8000)),
+        ] {
+            assert_eq!(
+                encodable_size(w, h, codec, container),
+                want,
+                "{w}x{h} {codec:?} {container:?}"
+            );
+            let (ew, eh) = want;
+            assert!(check_size((ew, eh), codec, container).is_ok());
+        }
+        let e = check_size((17, 9), Codec::H264, Container::Mp4).unwrap_err();
+        assert!(
+            e.contains("--size 17x9") && e.contains("e.g. --size 30x16"),
+            "{e}"
+        );
+        assert!(check_size((1, 1), Codec::Vp9, Container::Mkv).is_ok());
+    }
 }

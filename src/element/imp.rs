@@ -28,8 +28,8 @@ use gst_video::prelude::*;
 use gst_video::subclass::prelude::*;
 use gst_video::{VideoFormat, VideoInfo};
 
-use super::{FlowPresetProp, ProviderProp, Temporal};
-use crate::engine::EngineOptions;
+use super::{FlowPresetProp, ProviderProp, Temporal, UpsamplerProp};
+use crate::engine::{EngineOptions, parse_resolutions};
 use crate::frame::{FrameMut, OwnedFrame, PixelFormat};
 use crate::model::{SpecOverrides, parse_extra_input};
 use crate::temporal::{BlendOutcome, TemporalFilter, TemporalOptions};
@@ -45,6 +45,7 @@ static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
 
 const DEFAULT_STRENGTH: f64 = 1.0;
 const DEFAULT_INFERENCE_SCALE: f64 = 1.0;
+const DEFAULT_UPSAMPLER: UpsamplerProp = UpsamplerProp::Guided;
 const DEFAULT_TEMPORAL: Temporal = Temporal::None;
 const DEFAULT_TEMPORAL_WEIGHT: f64 = 0.5;
 const DEFAULT_PROVIDER: ProviderProp = ProviderProp::Auto;
@@ -70,9 +71,11 @@ struct Settings {
     device_id: u32,
     fp16: bool,
     engine_cache_dir: Option<String>,
+    trt_resolutions: Option<String>,
     threads: u32,
     strength: f64,
     inference_scale: f64,
+    upsampler: UpsamplerProp,
     temporal: Temporal,
     temporal_weight: f64,
     flow_preset: FlowPresetProp,
@@ -97,9 +100,11 @@ impl Default for Settings {
             device_id: DEFAULT_DEVICE_ID,
             fp16: DEFAULT_FP16,
             engine_cache_dir: None,
+            trt_resolutions: None,
             threads: DEFAULT_THREADS,
             strength: DEFAULT_STRENGTH,
             inference_scale: DEFAULT_INFERENCE_SCALE,
+            upsampler: DEFAULT_UPSAMPLER,
             temporal: DEFAULT_TEMPORAL,
             temporal_weight: DEFAULT_TEMPORAL_WEIGHT,
             flow_preset: DEFAULT_FLOW_PRESET,
@@ -167,6 +172,10 @@ impl Settings {
             fp16: self.fp16,
             engine_cache_dir: self.engine_cache_dir.as_ref().map(PathBuf::from),
             profile: None,
+            resolutions: match &self.trt_resolutions {
+                Some(r) => parse_resolutions(r).map_err(|e| format!("trt-resolutions: {e}"))?,
+                None => Vec::new(),
+            },
         };
         let s = Stylizer::load(
             &path,
@@ -174,6 +183,7 @@ impl Settings {
             &engine,
             StylizerOptions {
                 inference_scale: self.inference_scale as f32,
+                upsampler: self.upsampler.into(),
             },
         )
         .map_err(|e| e.to_string())?;
@@ -227,6 +237,7 @@ where
 struct Params {
     strength: f32,
     inference_scale: f32,
+    upsampler: crate::Upsampler,
     temporal: Temporal,
     temporal_weight: f32,
     flow_preset: FlowPresetProp,
@@ -266,6 +277,8 @@ struct Swap {
 /// What the statistics properties report.
 struct Stats {
     processed: u64,
+    /// Frames passed through because the model gave NaN or infinite values.
+    non_finite: u64,
     dropped: u64,
     scene_cuts: u64,
     times_ms: [f64; STATS_WINDOW],
@@ -277,6 +290,7 @@ impl Default for Stats {
     fn default() -> Self {
         Stats {
             processed: 0,
+            non_finite: 0,
             dropped: 0,
             scene_cuts: 0,
             times_ms: [0.0; STATS_WINDOW],
@@ -319,6 +333,8 @@ struct Shared {
     frame_size: Mutex<Option<(usize, usize, PixelFormat)>>,
     /// The newest model load asked for; older loads that finish later are discarded.
     generation: AtomicU64,
+    /// Whether this stream has had its warning about NaN or infinite model output.
+    non_finite_warned: std::sync::atomic::AtomicBool,
 }
 
 struct State {
@@ -362,6 +378,7 @@ enum UnitJob {
         info: VideoInfo,
         strength: f32,
         inference_scale: f32,
+        upsampler: crate::Upsampler,
     },
     Probe {
         width: usize,
@@ -373,7 +390,9 @@ enum UnitJob {
 }
 
 /// A stylised frame and the time the model took, or why it failed.
-type UnitDone = Result<(gst::Buffer, f64), String>;
+/// The third field is set when the model gave NaN or infinite values for the frame: the
+/// buffer then holds the input unchanged, and the text says how many values.
+type UnitDone = Result<(gst::Buffer, f64, Option<String>), String>;
 
 /// One inference unit: stylises the frames it is given, in order.
 fn unit_main(mut stylizer: Stylizer, jobs: Receiver<UnitJob>, done: Sender<UnitDone>) {
@@ -384,6 +403,7 @@ fn unit_main(mut stylizer: Stylizer, jobs: Receiver<UnitJob>, done: Sender<UnitD
                 info,
                 strength,
                 inference_scale,
+                upsampler,
             } => {
                 if done
                     .send(stylise(
@@ -392,6 +412,7 @@ fn unit_main(mut stylizer: Stylizer, jobs: Receiver<UnitJob>, done: Sender<UnitD
                         &info,
                         strength,
                         inference_scale,
+                        upsampler,
                     ))
                     .is_err()
                 {
@@ -417,6 +438,7 @@ fn stylise(
     info: &VideoInfo,
     strength: f32,
     inference_scale: f32,
+    upsampler: crate::Upsampler,
 ) -> UnitDone {
     let format = pixel_format(info.format())
         .ok_or_else(|| format!("unsupported format {:?}", info.format()))?;
@@ -430,11 +452,21 @@ fn stylise(
     if (stylizer.options().inference_scale - inference_scale).abs() > f32::EPSILON {
         stylizer.set_inference_scale(inference_scale);
     }
+    if stylizer.options().upsampler != upsampler {
+        stylizer.set_upsampler(upsampler);
+    }
     let t = Instant::now();
-    stylizer
-        .process(&mut frame, strength)
-        .map_err(|e| e.to_string())?;
-    Ok((vf.into_buffer(), t.elapsed().as_secs_f64() * 1e3))
+    let non_finite = match stylizer.process(&mut frame, strength) {
+        Ok(()) => None,
+        // The frame is the input unchanged: it goes on as if at strength 0.
+        Err(e @ crate::StylizeError::NonFinite { .. }) => Some(e.to_string()),
+        Err(e) => return Err(e.to_string()),
+    };
+    Ok((
+        vf.into_buffer(),
+        t.elapsed().as_secs_f64() * 1e3,
+        non_finite,
+    ))
 }
 
 /// A frame inside the worker, in stream order.
@@ -461,10 +493,16 @@ struct Worker {
     /// A new model took over: the next frame starts a new history.
     reset_next: bool,
     shared: Arc<Shared>,
+    /// The element, to post warnings from this thread.
+    element: glib::WeakRef<super::StyleTransfer>,
 }
 
 impl Worker {
-    fn new(stylizers: Vec<Stylizer>, shared: Arc<Shared>) -> Result<Self, String> {
+    fn new(
+        stylizers: Vec<Stylizer>,
+        shared: Arc<Shared>,
+        element: glib::WeakRef<super::StyleTransfer>,
+    ) -> Result<Self, String> {
         let n = stylizers.len();
         let mut units = Vec::with_capacity(n);
         let mut threads = Vec::with_capacity(n);
@@ -486,6 +524,7 @@ impl Worker {
             temporal: TemporalFilter::new(TemporalOptions::default()),
             reset_next: false,
             shared,
+            element,
         })
     }
 
@@ -545,7 +584,8 @@ impl Worker {
                     unreachable!()
                 };
                 let out = match result {
-                    Ok(Ok(r)) => self.finish(r, &info, params, reset),
+                    Ok(Ok((b, ms, None))) => self.finish((b, ms), &info, params, reset),
+                    Ok(Ok((b, ms, Some(why)))) => Ok(self.pass_non_finite(b, ms, &why)),
                     Ok(Err(e)) => Err(e),
                     Err(_) => Err("an inference thread stopped".to_string()),
                 };
@@ -630,6 +670,7 @@ impl Worker {
                     info: info.clone(),
                     strength: params.strength,
                     inference_scale: params.inference_scale,
+                    upsampler: params.upsampler,
                 });
                 if sent.is_err() {
                     gst::error!(CAT, "inference thread {unit} has stopped");
@@ -675,6 +716,31 @@ impl Worker {
         }
     }
 
+    /// A frame whose model output had NaN or infinite values: it goes out as it came in (as
+    /// at strength 0), the history restarts after it, and the first such frame of a stream
+    /// posts a warning (the others are only counted: `frames-non-finite`).
+    fn pass_non_finite(&mut self, buffer: gst::Buffer, ms: f64, why: &str) -> gst::Buffer {
+        self.temporal.skip();
+        let count = {
+            let mut stats = self.shared.stats.lock().unwrap();
+            stats.record(ms);
+            stats.non_finite += 1;
+            stats.non_finite
+        };
+        gst::debug!(CAT, "frame passed through unstylised: {why}");
+        if !self.shared.non_finite_warned.swap(true, Ordering::SeqCst)
+            && let Some(element) = self.element.upgrade()
+        {
+            let model = self.shared.active_model.lock().unwrap().clone();
+            gst::element_warning!(
+                element,
+                gst::StreamError::Failed,
+                ("model {model}: {why}. Frames with NaN or infinite output pass through unstylised ({count} so far); later ones are counted in the frames-non-finite property without another warning")
+            );
+        }
+        buffer
+    }
+
     /// Blends a stylised frame (in order) and records the statistics.
     fn finish(
         &mut self,
@@ -713,10 +779,14 @@ impl Worker {
     }
 }
 
+/// Runs the model once on a black frame. NaN or infinite output is no reason to refuse the
+/// model: such frames pass through unstylised at run time (and are reported then).
 fn probe(s: &mut Stylizer, w: usize, h: usize, format: PixelFormat) -> Result<(), String> {
     let mut f = OwnedFrame::new(w, h, format).map_err(|e| e.to_string())?;
-    s.process(&mut f.as_frame_mut(), 1.0)
-        .map_err(|e| e.to_string())
+    match s.process(&mut f.as_frame_mut(), 1.0) {
+        Ok(()) | Err(crate::StylizeError::NonFinite { .. }) => Ok(()),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 impl StyleTransfer {
@@ -725,6 +795,7 @@ impl StyleTransfer {
         Params {
             strength: s.strength as f32,
             inference_scale: s.inference_scale as f32,
+            upsampler: s.upsampler.into(),
             temporal: s.temporal,
             temporal_weight: s.temporal_weight as f32,
             flow_preset: s.flow_preset,
@@ -890,6 +961,14 @@ impl ObjectImpl for StyleTransfer {
                     ))
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecString::builder("trt-resolutions")
+                    .nick("TensorRT resolutions")
+                    .blurb(&format!(
+                        "Frame sizes TensorRT builds its engine for, e.g. 1280x720,1920x1080: its optimisation profile covers them and is tuned for the first (default: the first size it sees).{}",
+                        mutable_note(false)
+                    ))
+                    .mutable_ready()
+                    .build(),
                 glib::ParamSpecUInt::builder("threads")
                     .nick("Threads")
                     .blurb(&format!(
@@ -920,6 +999,14 @@ impl ObjectImpl for StyleTransfer {
                     .minimum(0.05)
                     .maximum(1.0)
                     .default_value(DEFAULT_INFERENCE_SCALE)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecEnum::builder_with_default("upsampler", DEFAULT_UPSAMPLER)
+                    .nick("Upsampler")
+                    .blurb(&format!(
+                        "How a result computed at inference-scale below 1 is scaled back: guided by the full-size input (sharp edges) or bilinear.{}",
+                        mutable_note(true)
+                    ))
                     .mutable_playing()
                     .build(),
                 glib::ParamSpecEnum::builder_with_default("temporal", DEFAULT_TEMPORAL)
@@ -1065,6 +1152,11 @@ impl ObjectImpl for StyleTransfer {
                     .blurb("Frames dropped to keep latency bounded (live sources only).")
                     .read_only()
                     .build(),
+                glib::ParamSpecUInt64::builder("frames-non-finite")
+                    .nick("Frames with NaN/Inf output")
+                    .blurb("Frames passed through unstylised because the model gave NaN or infinite values for them (the first one of a stream posts a warning).")
+                    .read_only()
+                    .build(),
                 glib::ParamSpecUInt64::builder("scene-cuts")
                     .nick("Scene cuts")
                     .blurb("Scene cuts detected by temporal=flow (each resets the history).")
@@ -1104,11 +1196,13 @@ impl ObjectImpl for StyleTransfer {
             "device-id" => s.device_id = value.get().expect("type checked upstream"),
             "fp16" => s.fp16 = value.get().expect("type checked upstream"),
             "engine-cache-dir" => s.engine_cache_dir = non_empty(value),
+            "trt-resolutions" => s.trt_resolutions = non_empty(value),
             "threads" => s.threads = value.get().expect("type checked upstream"),
             "strength" => s.strength = value.get().expect("type checked upstream"),
             "drop-frames" => s.drop_frames = value.get().expect("type checked upstream"),
             "parallel-frames" => s.parallel_frames = value.get().expect("type checked upstream"),
             "inference-scale" => s.inference_scale = value.get().expect("type checked upstream"),
+            "upsampler" => s.upsampler = value.get().expect("type checked upstream"),
             "temporal" => s.temporal = value.get().expect("type checked upstream"),
             "temporal-weight" => s.temporal_weight = value.get().expect("type checked upstream"),
             "flow-preset" => s.flow_preset = value.get().expect("type checked upstream"),
@@ -1159,11 +1253,13 @@ impl ObjectImpl for StyleTransfer {
             "device-id" => s.device_id.to_value(),
             "fp16" => s.fp16.to_value(),
             "engine-cache-dir" => s.engine_cache_dir.to_value(),
+            "trt-resolutions" => s.trt_resolutions.to_value(),
             "threads" => s.threads.to_value(),
             "strength" => s.strength.to_value(),
             "drop-frames" => s.drop_frames.to_value(),
             "parallel-frames" => s.parallel_frames.to_value(),
             "inference-scale" => s.inference_scale.to_value(),
+            "upsampler" => s.upsampler.to_value(),
             "temporal" => s.temporal.to_value(),
             "temporal-weight" => s.temporal_weight.to_value(),
             "flow-preset" => s.flow_preset.to_value(),
@@ -1181,6 +1277,7 @@ impl ObjectImpl for StyleTransfer {
             "frames-processed" => self.shared.stats.lock().unwrap().processed.to_value(),
             "frames-dropped" => self.shared.stats.lock().unwrap().dropped.to_value(),
             "scene-cuts" => self.shared.stats.lock().unwrap().scene_cuts.to_value(),
+            "frames-non-finite" => self.shared.stats.lock().unwrap().non_finite.to_value(),
             "mean-inference-ms" => self.shared.stats.lock().unwrap().mean().to_value(),
             "p95-inference-ms" => self.shared.stats.lock().unwrap().p95().to_value(),
             other => unreachable!("unknown property {other}"),
@@ -1272,7 +1369,8 @@ impl BaseTransformImpl for StyleTransfer {
         let pending = jobs_rx.clone();
         let (done_tx, done_rx) = bounded::<Done>(DONE_CAPACITY);
         let (swap_tx, swap_rx) = unbounded::<Swap>();
-        let worker = Worker::new(stylizers, self.shared.clone())
+        self.shared.non_finite_warned.store(false, Ordering::SeqCst);
+        let worker = Worker::new(stylizers, self.shared.clone(), self.obj().downgrade())
             .map_err(|e| gst::error_msg!(gst::CoreError::Thread, ("{e}")))?;
         let handle = std::thread::Builder::new()
             .name("styletransfer".into())
@@ -1326,6 +1424,10 @@ impl BaseTransformImpl for StyleTransfer {
                 {
                     s.reset_history = true;
                     s.live = None;
+                }
+                if let EventView::StreamStart(_) = event.view() {
+                    // A new stream gets its own warning about NaN or infinite output.
+                    self.shared.non_finite_warned.store(false, Ordering::SeqCst);
                 }
             }
             _ => {}

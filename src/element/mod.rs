@@ -54,6 +54,29 @@ impl From<Temporal> for crate::temporal::TemporalMode {
     }
 }
 
+/// How a result computed at `inference-scale` < 1 is brought back to the frame's size.
+#[derive(Debug, Eq, PartialEq, Ord, PartialOrd, Hash, Clone, Copy, glib::Enum, Default)]
+#[repr(u32)]
+#[enum_type(name = "GstStyleTransferUpsampler")]
+pub enum UpsamplerProp {
+    /// Guided by the full-resolution input: its edges stay sharp.
+    #[default]
+    #[enum_value(name = "Guided: keep the input's edges sharp", nick = "guided")]
+    Guided = 0,
+    /// Plain bilinear.
+    #[enum_value(name = "Bilinear: fastest, softer edges", nick = "bilinear")]
+    Bilinear = 1,
+}
+
+impl From<UpsamplerProp> for crate::Upsampler {
+    fn from(u: UpsamplerProp) -> Self {
+        match u {
+            UpsamplerProp::Guided => crate::Upsampler::Guided,
+            UpsamplerProp::Bilinear => crate::Upsampler::Bilinear,
+        }
+    }
+}
+
 /// Speed/accuracy preset of the optical flow (`temporal=flow`).
 #[derive(Debug, Eq, PartialEq, Ord, PartialOrd, Hash, Clone, Copy, glib::Enum, Default)]
 #[repr(u32)]

@@ -204,6 +204,24 @@ impl ShapeProfile {
     }
 }
 
+/// Parses a list of frame sizes, `WxH[,WxH...]` (e.g. `1280x720,1920x1080`), each side from 1
+/// to 16384; the error says which item is wrong and what was expected.
+pub fn parse_resolutions(s: &str) -> Result<Vec<(usize, usize)>, String> {
+    s.split(',')
+        .map(|r| {
+            let r = r.trim();
+            let (w, h) = r
+                .split_once('x')
+                .ok_or_else(|| format!("'{r}' is not WxH (e.g. 1280x720)"))?;
+            let side = |v: &str| match v.parse::<usize>() {
+                Ok(n) if (1..=16384).contains(&n) => Ok(n),
+                _ => Err(format!("'{r}' needs sizes from 1 to 16384")),
+            };
+            Ok((side(w)?, side(h)?))
+        })
+        .collect()
+}
+
 /// How to create an engine.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EngineOptions {
@@ -217,8 +235,13 @@ pub struct EngineOptions {
     pub fp16: bool,
     /// Where TensorRT engine and timing caches go; `None`: `<project cache>/tensorrt`.
     pub engine_cache_dir: Option<PathBuf>,
-    /// Input shapes TensorRT should build for (from the resolutions the caller declares).
+    /// Input shapes TensorRT should build for. [`crate::Stylizer::load`] fills it from
+    /// `resolutions` when it is `None`.
     pub profile: Option<ShapeProfile>,
+    /// Frame sizes the caller will send (width, height): TensorRT's optimisation profile
+    /// covers the tensor shapes they give, optimised for the first. Empty: TensorRT builds for
+    /// the first shape it sees and again for any shape outside it.
+    pub resolutions: Vec<(usize, usize)>,
 }
 
 impl Default for EngineOptions {
@@ -230,6 +253,7 @@ impl Default for EngineOptions {
             fp16: true,
             engine_cache_dir: None,
             profile: None,
+            resolutions: Vec::new(),
         }
     }
 }

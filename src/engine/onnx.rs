@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use half::f16;
 use ort::AsPointer;
 use ort::ep::{self, ExecutionProviderDispatch};
+use ort::memory::{AllocationDevice, Allocator, AllocatorType, MemoryInfo, MemoryType};
 use ort::session::builder::GraphOptimizationLevel;
 use ort::session::{IoBinding, Session};
 use ort::value::{DynValue, Tensor, TensorElementType, ValueType};
@@ -274,6 +275,15 @@ pub struct OrtEngine {
     out_shape: Vec<usize>,
     /// Keeps constant input values alive while bound.
     _constants: Vec<DynValue>,
+    /// Runs on CUDA or TensorRT.
+    gpu: bool,
+    /// On CUDA and TensorRT: page-locked host memory for the input and output tensors, so
+    /// that the copies to and from the GPU are direct DMA (`None` on CPU, or if ONNX Runtime
+    /// cannot give it, when ordinary memory is used).
+    pinned: Option<Allocator>,
+    /// On CUDA and TensorRT, ONNX Runtime copies a host input to the GPU when it is bound,
+    /// not when the session runs: the input is bound again before every run, by this name.
+    rebind_input: Option<std::ffi::CString>,
 }
 
 // SAFETY: an OrtEngine is used by one thread at a time (`&mut self` for every run); the
@@ -330,6 +340,19 @@ impl OrtEngine {
         Err(EngineError::ProviderUnavailable { provider, reason })
     }
 
+    /// The inputs, outputs and metadata of a model file, from a CPU session (no GPU
+    /// provider is started).
+    pub fn read_io_of(path: &Path, opts: &EngineOptions) -> Result<ModelIo, EngineError> {
+        let rt = runtime::runtime()?;
+        check_file(path)?;
+        let cpu =
+            cpu_session(rt, path, opts.threads.max(1)).map_err(|reason| ModelError::Invalid {
+                path: path.to_path_buf(),
+                reason,
+            })?;
+        Ok(read_io(&cpu))
+    }
+
     fn new(
         session: Session,
         path: &Path,
@@ -340,6 +363,20 @@ impl OrtEngine {
         let binding = session
             .create_binding()
             .map_err(|e| EngineError::Run(e.to_string()))?;
+        let gpu = matches!(provider, ActiveProvider::Cuda | ActiveProvider::TensorRt);
+        let pinned = gpu
+            .then(|| {
+                // ONNX Runtime registers its one pinned allocator under device 0.
+                MemoryInfo::new(
+                    AllocationDevice::CUDA_PINNED,
+                    0,
+                    AllocatorType::Device,
+                    MemoryType::CPUInput,
+                )
+                .and_then(|info| Allocator::new(&session, info))
+                .ok()
+            })
+            .flatten();
         Ok(OrtEngine {
             session,
             path: path.to_path_buf(),
@@ -355,7 +392,41 @@ impl OrtEngine {
             output: OutputBuf::Unbound,
             out_shape: Vec::new(),
             _constants: Vec::new(),
+            pinned,
+            rebind_input: None,
+            gpu,
         })
+    }
+
+    /// The allocator of the host-side input and output tensors.
+    fn host_allocator(&self) -> &Allocator {
+        self.pinned.as_ref().unwrap_or(self.session.allocator())
+    }
+
+    /// Binds the input tensor again (GPU providers: this is when ONNX Runtime copies it to
+    /// the device), without the allocations of `IoBinding::bind_input`.
+    fn rebind(&self) -> Result<(), EngineError> {
+        let (Some(name), Some(input)) = (&self.rebind_input, &self.input) else {
+            return Ok(());
+        };
+        let value = match input {
+            InputBuf::F32(t) => t.ptr(),
+            InputBuf::F16(t, _) => t.ptr(),
+        };
+        let api = ort::api();
+        // SAFETY: the binding and the value are live objects of this engine; the value was
+        // bound under this name before, so the binding already holds a reference to it.
+        unsafe {
+            let status = (api.BindInput)(self.binding.ptr().cast_mut(), name.as_ptr(), value);
+            if !status.0.is_null() {
+                let msg = std::ffi::CStr::from_ptr((api.GetErrorMessage)(status.0))
+                    .to_string_lossy()
+                    .into_owned();
+                (api.ReleaseStatus)(status.0);
+                return Err(self.run_err(msg));
+            }
+        }
+        Ok(())
     }
 
     /// The model file.
@@ -447,7 +518,7 @@ impl Engine for OrtEngine {
             return Err(EngineError::Run("bind() was not called".into()));
         }
         if self.input.is_none() || self.in_shape != shape {
-            let alloc = self.session.allocator();
+            let alloc = self.host_allocator();
             let buf = match self.input_elem {
                 ElemType::F16 => InputBuf::F16(
                     Tensor::<f16>::new(alloc, shape).map_err(|e| self.run_err(e))?,
@@ -462,6 +533,12 @@ impl Engine for OrtEngine {
             bound.map_err(|e| self.run_err(e))?;
             self.input = Some(buf);
             self.in_shape = shape;
+            if self.gpu {
+                self.rebind_input = Some(
+                    std::ffi::CString::new(self.input_name.as_str())
+                        .map_err(|e| self.run_err(e))?,
+                );
+            }
             // The output shape may change with the input's: let ONNX Runtime allocate it once.
             let mem = self.session.allocator().memory_info().clone();
             self.binding
@@ -486,6 +563,7 @@ impl Engine for OrtEngine {
             }
             Some(InputBuf::F32(_)) => {}
         }
+        self.rebind()?;
         if matches!(self.output, OutputBuf::Unbound) {
             // First run at this shape: ONNX Runtime allocates the output; keep a tensor of
             // that shape bound for the runs that follow.
@@ -530,7 +608,7 @@ impl Engine for OrtEngine {
             };
             drop(outputs);
             let (dims, data) = first;
-            let alloc = self.session.allocator();
+            let alloc = self.host_allocator();
             let out = match data {
                 Ok(data) => {
                     let mut t = Tensor::<f32>::new(alloc, dims.clone())

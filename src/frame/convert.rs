@@ -147,6 +147,11 @@ fn to_byte(v: f32) -> u8 {
 /// colour bytes of `dst`. `dst` holds the original picture: with `strength` below 1 the result
 /// is `original + strength × (stylised − original)`. Alpha and padding bytes are left as they
 /// are.
+///
+/// Returns how many of the tensor values it read are not finite (NaN or ±infinity), counted
+/// in the same pass: 0 means every byte written is a real value. Otherwise the bytes made from
+/// those values are meaningless (NaN becomes 0, infinities clamp) and the caller should not
+/// show the frame.
 pub fn unpack(
     src: &[f32],
     width: usize,
@@ -154,19 +159,24 @@ pub fn unpack(
     format: TensorFormat,
     dst: &mut FrameMut<'_>,
     strength: f32,
-) -> Result<(), FrameError> {
+) -> Result<usize, FrameError> {
     check_tensor(src.len(), width, height, dst.width(), dst.height())?;
     let off = channel_offsets(dst.format().rgb_offsets(), format.order);
     let (scale, offset) = format.range.to_byte();
     let s = strength.clamp(0.0, 1.0);
-    match (dst.format().bytes_per_pixel(), format.layout) {
+    Ok(match (dst.format().bytes_per_pixel(), format.layout) {
         (3, Layout::Nchw) => unpack_planar::<3>(src, width, height, dst, off, scale, offset, s),
         (4, Layout::Nchw) => unpack_planar::<4>(src, width, height, dst, off, scale, offset, s),
         (3, Layout::Nhwc) => unpack_interleaved::<3>(src, width, dst, off, scale, offset, s),
         (_, Layout::Nhwc) => unpack_interleaved::<4>(src, width, dst, off, scale, offset, s),
         _ => unreachable!("bytes per pixel is 3 or 4"),
-    }
-    Ok(())
+    })
+}
+
+/// 1 for NaN and ±infinity, else 0: a compare the unpack loops vectorise.
+#[inline(always)]
+fn non_finite(v: f32) -> u32 {
+    u32::from(!v.is_finite())
 }
 
 #[inline(always)]
@@ -190,7 +200,7 @@ fn unpack_planar<const BPP: usize>(
     scale: f32,
     offset: f32,
     s: f32,
-) {
+) -> usize {
     let plane = width * height;
     let (p0, p1, p2) = (
         &src[..plane],
@@ -199,18 +209,23 @@ fn unpack_planar<const BPP: usize>(
     );
     let fw = dst.width();
     if s >= 1.0 {
-        unpack_planar_full::<BPP>([p0, p1, p2], width, dst, off, scale, offset);
-        return;
+        return unpack_planar_full::<BPP>([p0, p1, p2], width, dst, off, scale, offset);
     }
+    let mut bad = 0usize;
     for y in 0..dst.height() {
         let o = y * width;
         let (s0, s1, s2) = (&p0[o..o + fw], &p1[o..o + fw], &p2[o..o + fw]);
+        let mut row_bad = 0u32;
         for (x, px) in dst.row_mut(y).chunks_exact_mut(BPP).enumerate() {
-            put(px, off[0], s0[x] * scale + offset, s);
-            put(px, off[1], s1[x] * scale + offset, s);
-            put(px, off[2], s2[x] * scale + offset, s);
+            let (v0, v1, v2) = (s0[x], s1[x], s2[x]);
+            row_bad += non_finite(v0) + non_finite(v1) + non_finite(v2);
+            put(px, off[0], v0 * scale + offset, s);
+            put(px, off[1], v1 * scale + offset, s);
+            put(px, off[2], v2 * scale + offset, s);
         }
+        bad += row_bad as usize;
     }
+    bad
 }
 
 /// Full strength: convert a run of each plane to bytes (a vectorisable loop), then
@@ -223,18 +238,22 @@ fn unpack_planar_full<const BPP: usize>(
     off: [usize; 3],
     scale: f32,
     offset: f32,
-) {
+) -> usize {
     const RUN: usize = 64;
     let mut bytes = [[0u8; RUN]; 3];
+    let mut bad = 0usize;
     for y in 0..dst.height() {
         let row_start = y * width;
         for (run, pixels) in dst.row_mut(y).chunks_mut(RUN * BPP).enumerate() {
             let n = pixels.len() / BPP;
             let start = row_start + run * RUN;
             for (plane, out) in planes.iter().zip(bytes.iter_mut()) {
+                let mut run_bad = 0u32;
                 for (b, &v) in out[..n].iter_mut().zip(&plane[start..start + n]) {
                     *b = to_byte(v * scale + offset);
+                    run_bad += non_finite(v);
                 }
+                bad += run_bad as usize;
             }
             for (i, px) in pixels.chunks_exact_mut(BPP).enumerate() {
                 px[off[0]] = bytes[0][i];
@@ -243,6 +262,7 @@ fn unpack_planar_full<const BPP: usize>(
             }
         }
     }
+    bad
 }
 
 #[inline(always)]
@@ -254,16 +274,21 @@ fn unpack_interleaved<const BPP: usize>(
     scale: f32,
     offset: f32,
     s: f32,
-) {
+) -> usize {
     let row_len = width * 3;
+    let mut bad = 0usize;
     for y in 0..dst.height() {
         let t = &src[y * row_len..(y + 1) * row_len];
+        let mut row_bad = 0u32;
         for (px, v) in dst.row_mut(y).chunks_exact_mut(BPP).zip(t.chunks_exact(3)) {
+            row_bad += non_finite(v[0]) + non_finite(v[1]) + non_finite(v[2]);
             put(px, off[0], v[0] * scale + offset, s);
             put(px, off[1], v[1] * scale + offset, s);
             put(px, off[2], v[2] * scale + offset, s);
         }
+        bad += row_bad as usize;
     }
+    bad
 }
 
 /// Mixes the colour bytes of `styled` into `dst` (same size and format):
@@ -435,8 +460,44 @@ mod tests {
             ..Default::default()
         };
         let mut f = FrameMut::new(&mut buf, 2, 1, 6, PixelFormat::Rgb).unwrap();
-        unpack(&t, 2, 1, fmt, &mut f, 1.0).unwrap();
+        assert_eq!(
+            unpack(&t, 2, 1, fmt, &mut f, 1.0).unwrap(),
+            3,
+            "NaN, +Inf, -Inf"
+        );
         assert_eq!(buf, [0, 0, 255, 255, 0, 255]);
+    }
+
+    #[test]
+    fn unpack_counts_non_finite_values_in_every_path() {
+        // One NaN and one infinity inside the frame, one NaN in the padding (not read).
+        let (w, h, tw, th) = (5, 3, 6, 4);
+        for layout in [Layout::Nchw, Layout::Nhwc] {
+            for format in [PixelFormat::Rgb, PixelFormat::Bgra] {
+                for strength in [1.0, 0.5, 0.0] {
+                    let mut t = vec![100.0f32; tw * th * 3];
+                    let at = |x: usize, y: usize, c: usize| match layout {
+                        Layout::Nchw => c * tw * th + y * tw + x,
+                        Layout::Nhwc => (y * tw + x) * 3 + c,
+                    };
+                    t[at(1, 1, 0)] = f32::NAN;
+                    t[at(4, 2, 2)] = f32::NEG_INFINITY;
+                    t[at(5, 3, 1)] = f32::NAN; // padding column and row
+                    let (mut buf, stride) = pattern(w, h, 3, format);
+                    let mut f = FrameMut::new(&mut buf, w, h, stride, format).unwrap();
+                    let fmt = TensorFormat {
+                        layout,
+                        ..Default::default()
+                    };
+                    let bad = unpack(&t, tw, th, fmt, &mut f, strength).unwrap();
+                    assert_eq!(bad, 2, "{layout:?} {format} strength {strength}");
+                    t[at(1, 1, 0)] = 1.0;
+                    t[at(4, 2, 2)] = 1.0;
+                    let mut f = FrameMut::new(&mut buf, w, h, stride, format).unwrap();
+                    assert_eq!(unpack(&t, tw, th, fmt, &mut f, strength).unwrap(), 0);
+                }
+            }
+        }
     }
 
     #[test]

@@ -4,15 +4,18 @@
 //! RGBx, BGRx). [`pack`] turns one into an `f32` tensor in the layout, channel order and value
 //! range a model wants, padding by edge replication; [`unpack`] writes a tensor back into a
 //! frame, mixing with what the frame held by a strength. Neither allocates.
-//! [`Resizer`] resamples frames (PIL-compatible antialiased bilinear).
+//! [`Resizer`] resamples frames (PIL-compatible antialiased bilinear); [`GuidedUpsampler`]
+//! brings a low-resolution stylised frame back to full size with the input's edges.
 
 mod convert;
+mod guided;
 mod resize;
 
 use std::fmt;
 use std::str::FromStr;
 
 pub use convert::{mix, pack, unpack};
+pub use guided::GuidedUpsampler;
 pub use resize::Resizer;
 
 /// Errors in describing or converting a frame.
@@ -84,6 +87,16 @@ pub enum FrameError {
     /// A pixel format name that is not one of the supported ones.
     #[error("unknown pixel format '{0}' (expected RGB, BGR, RGBA, BGRA, RGBx or BGRx)")]
     UnknownFormat(String),
+    /// A frame to be allocated whose size in bytes does not fit in memory.
+    #[error("a {width}x{height} {format} frame is too large to allocate")]
+    TooLarge {
+        /// Frame width in pixels.
+        width: usize,
+        /// Frame height in pixels.
+        height: usize,
+        /// Pixel format.
+        format: PixelFormat,
+    },
 }
 
 /// Packed 8-bit pixel formats the frame path handles.
@@ -283,7 +296,9 @@ fn check_geometry(
     if width == 0 || height == 0 {
         return Err(FrameError::Empty { width, height });
     }
-    let row = width * format.bytes_per_pixel();
+    // Saturating: sizes beyond the address space (from a caller's arithmetic gone wrong or
+    // a corrupt header) are reported as too large for the stride or the buffer, never wrap.
+    let row = width.saturating_mul(format.bytes_per_pixel());
     if stride < row {
         return Err(FrameError::StrideTooSmall {
             stride,
@@ -292,7 +307,7 @@ fn check_geometry(
             row,
         });
     }
-    let needed = stride * (height - 1) + row;
+    let needed = stride.saturating_mul(height - 1).saturating_add(row);
     if len < needed {
         return Err(FrameError::BufferTooSmall {
             len,
@@ -303,6 +318,23 @@ fn check_geometry(
         });
     }
     Ok(())
+}
+
+/// Bytes of a tightly packed frame; an error when it is empty or too large to allocate
+/// (the product overflows, or exceeds what one allocation may hold).
+fn packed_len(width: usize, height: usize, format: PixelFormat) -> Result<usize, FrameError> {
+    if width == 0 || height == 0 {
+        return Err(FrameError::Empty { width, height });
+    }
+    width
+        .checked_mul(format.bytes_per_pixel())
+        .and_then(|row| row.checked_mul(height))
+        .filter(|&len| len <= isize::MAX as usize)
+        .ok_or(FrameError::TooLarge {
+            width,
+            height,
+            format,
+        })
 }
 
 /// A borrowed, read-only frame.
@@ -451,15 +483,9 @@ pub struct OwnedFrame {
 impl OwnedFrame {
     /// A black frame.
     pub fn new(width: usize, height: usize, format: PixelFormat) -> Result<Self, FrameError> {
-        check_geometry(
-            width * height * format.bytes_per_pixel(),
-            width,
-            height,
-            width * format.bytes_per_pixel(),
-            format,
-        )?;
+        let len = packed_len(width, height, format)?;
         Ok(OwnedFrame {
-            data: vec![0; width * height * format.bytes_per_pixel()],
+            data: vec![0; len],
             width,
             height,
             format,
@@ -473,7 +499,7 @@ impl OwnedFrame {
         height: usize,
         format: PixelFormat,
     ) -> Result<Self, FrameError> {
-        let stride = width * format.bytes_per_pixel();
+        let stride = width.saturating_mul(format.bytes_per_pixel());
         check_geometry(data.len(), width, height, stride, format)?;
         Ok(OwnedFrame {
             data,
@@ -490,8 +516,7 @@ impl OwnedFrame {
         height: usize,
         format: PixelFormat,
     ) -> Result<(), FrameError> {
-        let len = width * height * format.bytes_per_pixel();
-        check_geometry(len, width, height, width * format.bytes_per_pixel(), format)?;
+        let len = packed_len(width, height, format)?;
         self.data.resize(len, 0);
         self.width = width;
         self.height = height;

@@ -26,6 +26,13 @@ use crate::frame::{ChannelOrder, Layout, TensorFormat, ValueRange};
 /// tried in turn. Padding replicates the edge and is cropped away afterwards.
 pub const AUTO_MULTIPLES: [usize; 2] = [8, 32];
 
+/// The largest `multiple_of` any source may give (flag, element property, sidecar, metadata).
+pub const MAX_MULTIPLE_OF: usize = 1024;
+
+/// The largest fixed width or height a model's input may declare. Larger ones (a corrupt or
+/// hostile file) would make tensors whose size overflows; such a model is refused.
+pub const MAX_FIXED_SIDE: usize = 65536;
+
 /// The ONNX `metadata_props` keys the engine reads.
 pub mod meta {
     /// `nchw` or `nhwc`.
@@ -256,12 +263,20 @@ impl SpecOverrides {
             reason,
         };
         let s: Sidecar = serde_json::from_str(text).map_err(|e| bad(e.to_string()))?;
-        if s.multiple_of == Some(0) {
-            return Err(bad("multiple_of must be 1 or more".into()));
+        if let Some(m) = s.multiple_of.filter(|m| !(1..=MAX_MULTIPLE_OF).contains(m)) {
+            return Err(bad(format!(
+                "multiple_of must be from 1 to {MAX_MULTIPLE_OF}, got {m}"
+            )));
         }
         for (name, values) in &s.extra_inputs {
             if values.is_empty() {
                 return Err(bad(format!("extra_inputs.{name} has no values")));
+            }
+            // JSON numbers beyond f32 (1e39) arrive as infinities: refused, as the flag does.
+            if let Some(v) = values.iter().find(|v| !v.is_finite()) {
+                return Err(bad(format!(
+                    "extra_inputs.{name}: {v} is not a finite 32-bit number"
+                )));
             }
         }
         Ok(SpecOverrides {
@@ -330,12 +345,12 @@ impl SpecOverrides {
                 .transpose()
         }
         let multiple_of: Option<usize> = get(metadata, meta::MULTIPLE_OF, model)?;
-        if multiple_of == Some(0) {
+        if multiple_of.is_some_and(|m| !(1..=MAX_MULTIPLE_OF).contains(&m)) {
             return Err(ModelError::Metadata {
                 path: model.to_path_buf(),
                 key: meta::MULTIPLE_OF.into(),
-                value: "0".into(),
-                reason: "must be 1 or more".into(),
+                value: metadata[meta::MULTIPLE_OF].clone(),
+                reason: format!("must be from 1 to {MAX_MULTIPLE_OF}"),
             });
         }
         let mut extra_inputs = BTreeMap::new();
@@ -524,6 +539,16 @@ impl ModelSpec {
             )));
         }
         let fixed = |d: i64| (d > 0).then_some(d as usize);
+        for (axis, what) in [(w_axis, "width"), (h_axis, "height")] {
+            if fixed(input.shape[axis]).is_some_and(|d| d > MAX_FIXED_SIDE) {
+                return Err(not_gen(format!(
+                    "input '{}' is {}: a fixed {what} of {}, more than {MAX_FIXED_SIDE}",
+                    input.name,
+                    describe(input),
+                    input.shape[axis]
+                )));
+            }
+        }
 
         // The image output: named, else the first rank-4 output.
         let output = match &given.output {
@@ -573,7 +598,9 @@ impl ModelSpec {
             let static_count: Option<usize> = t
                 .shape
                 .iter()
-                .try_fold(1usize, |acc, &d| (d >= 0).then(|| acc * d as usize));
+                .try_fold(1usize, |acc, &d| {
+                    usize::try_from(d).ok().and_then(|d| acc.checked_mul(d))
+                });
             let Some(values) = given.extra_inputs.get(&t.name) else {
                 return Err(ModelError::MissingExtraInput {
                     path: path.to_path_buf(),
@@ -741,11 +768,11 @@ impl ModelSpec {
 /// Fills the free dimensions of `shape` so it holds `count` values: all free dimensions but
 /// the last become 1, the last takes the rest.
 fn concrete_shape(shape: &[i64], count: usize) -> Option<Vec<usize>> {
-    let fixed: usize = shape
+    // Checked: a hostile graph may declare dimensions whose product overflows.
+    let fixed = shape
         .iter()
         .filter(|&&d| d >= 0)
-        .map(|&d| d as usize)
-        .product();
+        .try_fold(1usize, |acc, &d| acc.checked_mul(usize::try_from(d).ok()?))?;
     let free = shape.iter().filter(|&&d| d < 0).count();
     if free == 0 {
         return (fixed == count).then(|| shape.iter().map(|&d| d as usize).collect());

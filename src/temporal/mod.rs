@@ -111,6 +111,17 @@ pub enum BlendOutcome {
     },
 }
 
+/// Time spent in each temporal stage of the last frame.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct TemporalTimes {
+    /// Input luma at the flow's resolution (in `observe`).
+    pub luma: std::time::Duration,
+    /// Both optical flows and the confidence map.
+    pub flow: std::time::Duration,
+    /// Warp of the history and the blend, or the EMA mix, and keeping the new history.
+    pub blend: std::time::Duration,
+}
+
 /// Most inputs observed ahead of their blend (frames in flight in parallel models).
 pub const MAX_AHEAD: usize = 8;
 
@@ -140,6 +151,7 @@ pub struct TemporalFilter {
     history: OwnedFrame,
     history_valid: bool,
     cuts: u64,
+    times: TemporalTimes,
 }
 
 impl TemporalFilter {
@@ -160,6 +172,7 @@ impl TemporalFilter {
             history: OwnedFrame::new(1, 1, PixelFormat::Rgb).expect("1x1 frame"),
             history_valid: false,
             cuts: 0,
+            times: TemporalTimes::default(),
         }
     }
 
@@ -191,6 +204,11 @@ impl TemporalFilter {
         self.cuts
     }
 
+    /// Stage times: luma of the last observed frame, flow and blend of the last blended one.
+    pub fn times(&self) -> TemporalTimes {
+        self.times
+    }
+
     /// The confidence map of the last blended frame (flow resolution) and its width.
     pub fn confidence_map(&self) -> (&[f32], usize) {
         (&self.conf, self.bwd.width())
@@ -213,8 +231,10 @@ impl TemporalFilter {
             0 => auto_flow_divisor(input.width()),
             d => d,
         };
+        let t = std::time::Instant::now();
         let mut luma = self.spare.pop().unwrap_or_default();
         luma_downscale(input, divisor, &mut luma);
+        self.times.luma = t.elapsed();
         let params = flow_params(self.options.preset, luma.width());
         if *self.dis.params() != params {
             self.dis = DisFlow::new(params);
@@ -273,6 +293,8 @@ impl TemporalFilter {
         cur: Option<&(GrayImage, usize)>,
     ) -> Result<BlendOutcome, FrameError> {
         let weight = weight.clamp(0.0, 1.0);
+        self.times.flow = std::time::Duration::ZERO;
+        self.times.blend = std::time::Duration::ZERO;
         if mode == TemporalMode::None || weight <= 0.0 {
             self.history_valid = false;
             return Ok(BlendOutcome::PerFrame);
@@ -289,6 +311,7 @@ impl TemporalFilter {
                 && c.1 == self.prev_divisor
                 && (c.0.width(), c.0.height()) == (self.prev.width(), self.prev.height())
         };
+        let t = std::time::Instant::now();
         let outcome = match (mode, cur) {
             (TemporalMode::Ema, _) if same => {
                 mix(out, &self.history.as_frame(), weight)?;
@@ -313,6 +336,7 @@ impl TemporalFilter {
                     &self.options.confidence,
                     &mut self.conf,
                 );
+                self.times.flow = t.elapsed();
                 if tracked < self.options.cut_threshold {
                     self.cuts += 1;
                     BlendOutcome::Cut { tracked }
@@ -336,6 +360,7 @@ impl TemporalFilter {
         }
         self.history.as_frame_mut().copy_from(&out.as_frame())?;
         self.history_valid = true;
+        self.times.blend = t.elapsed() - self.times.flow;
         Ok(outcome)
     }
 }

@@ -1,0 +1,500 @@
+//! Edge-aware upsampling of a low-resolution stylised frame, guided by the full-resolution
+//! input.
+//!
+//! When the model runs on a frame scaled by `inference-scale`, plain bilinear upsampling of its
+//! output blurs every edge of the scene. This upsampler keeps the stylised picture's own
+//! texture (what bilinear gives) and adds back the input's fine detail where the stylisation
+//! follows the input, in the manner of the fast guided filter (He & Sun 2015):
+//!
+//! - at low resolution, for each colour channel `c`, a local linear fit of the stylised output
+//!   `p_c` against the input's luma `I` over a (2r+1)² window:
+//!   `a_c = cov(I, p_c) / (var(I) + ε)`, then averaged over the same window;
+//! - at full resolution: `q_c = up(p_c) + up(a_c) · (I_full − up(I_low))`, where `up` is
+//!   bilinear and `I_full − up(I_low)` is the detail the low-resolution run never saw.
+//!
+//! In flat parts of the input the detail term vanishes and the result is the bilinear one; at
+//! the input's edges the result is as sharp as the input, in the colours of the style. Scratch
+//! memory is kept between frames; the strength mix is fused into the full-resolution pass.
+
+use super::{Frame, FrameError, FrameMut};
+
+/// Window radius of the low-resolution fit, in low-resolution pixels.
+const RADIUS: usize = 1;
+/// Regulariser of the fit, for values in 0..255 (ε = 5e-4 on values in 0..1): small enough
+/// that weak edges transfer, large enough that noise in flat regions does not. Chosen on 10
+/// frames of two clips against the scale-1 output (examples/realtime_quality.rs); 2e-4 and
+/// 2e-3 were within 1% of it.
+const EPS: f32 = 5e-4 * 255.0 * 255.0;
+/// The detail gain is bounded so that a fit on few pixels cannot blow up noise.
+const MAX_GAIN: f32 = 4.0;
+
+/// Luma weights (BT.601), by byte position of R, G and B.
+fn luma_weights(offsets: [usize; 3]) -> [f32; 3] {
+    let mut w = [0.0; 3];
+    w[offsets[0]] = 0.299;
+    w[offsets[1]] = 0.587;
+    w[offsets[2]] = 0.114;
+    w
+}
+
+/// Planes held at low resolution: the base picture (3), the gain (3), the guide's luma (1).
+const PLANES: usize = 7;
+
+/// Guided upsampler with its scratch memory; reuse one per stream.
+#[derive(Debug, Clone, Default)]
+pub struct GuidedUpsampler {
+    /// Low-resolution size the tables were made for, and the full-resolution size.
+    key: (usize, usize, usize, usize),
+    /// Low-resolution planes, `PLANES` × lw × lh: p0 p1 p2 a0 a1 a2 I.
+    planes: Vec<f32>,
+    /// Box-filter scratch: sums of 8 planes, then the box means.
+    stats: Vec<f32>,
+    tmp: Vec<f32>,
+    /// For each full-resolution column: left low-resolution column and weight of the right one.
+    x0: Vec<u32>,
+    wx: Vec<f32>,
+    /// Two low-resolution rows interpolated to full width (`PLANES` × fw each), and which rows.
+    rows: [Vec<f32>; 2],
+    row_ids: [usize; 2],
+}
+
+impl GuidedUpsampler {
+    /// A new upsampler; tables are made on first use.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Writes `frame + strength × (up(styled) − frame)` into `frame`, where `up` upsamples the
+    /// low-resolution `styled` guided by `frame` itself, and `guide` is `frame` downscaled to
+    /// `styled`'s size (the picture the model saw). Alpha and padding bytes are kept.
+    pub fn upsample_mix(
+        &mut self,
+        guide: &Frame<'_>,
+        styled: &Frame<'_>,
+        frame: &mut FrameMut<'_>,
+        strength: f32,
+    ) -> Result<(), FrameError> {
+        let (lw, lh) = (styled.width(), styled.height());
+        let (fw, fh) = (frame.width(), frame.height());
+        if (guide.width(), guide.height()) != (lw, lh)
+            || guide.format() != frame.format()
+            || styled.format() != frame.format()
+        {
+            return Err(FrameError::Mismatch(format!(
+                "guided upsampling needs a guide of the stylised frame's size and both in the frame's format: guide {}x{} {}, stylised {}x{} {}, frame {}",
+                guide.width(),
+                guide.height(),
+                guide.format(),
+                lw,
+                lh,
+                styled.format(),
+                frame.format()
+            )));
+        }
+        if lw == 0 || lh == 0 || fw == 0 || fh == 0 {
+            return Ok(());
+        }
+        self.prepare(lw, lh, fw, fh);
+        self.fit(guide, styled);
+        self.apply(frame, strength.clamp(0.0, 1.0));
+        Ok(())
+    }
+
+    fn prepare(&mut self, lw: usize, lh: usize, fw: usize, fh: usize) {
+        if self.key == (lw, lh, fw, fh) {
+            self.row_ids = [usize::MAX; 2];
+            return;
+        }
+        self.key = (lw, lh, fw, fh);
+        let n = lw * lh;
+        self.planes.resize(PLANES * n, 0.0);
+        self.stats.resize(8 * n, 0.0);
+        self.tmp.resize(n, 0.0);
+        self.x0.clear();
+        self.wx.clear();
+        let sx = lw as f32 / fw as f32;
+        for x in 0..fw {
+            let (i, w) = source_pos(x, sx, lw);
+            self.x0.push(i as u32);
+            self.wx.push(w);
+        }
+        for r in &mut self.rows {
+            r.resize(PLANES * fw, 0.0);
+        }
+        self.row_ids = [usize::MAX; 2];
+    }
+
+    /// The low-resolution fit: base planes, gains and the guide's luma.
+    fn fit(&mut self, guide: &Frame<'_>, styled: &Frame<'_>) {
+        let (lw, lh) = (styled.width(), styled.height());
+        let n = lw * lh;
+        let bpp = guide.format().bytes_per_pixel();
+        let lw_ = luma_weights(guide.format().rgb_offsets());
+        // Raw statistics: I, I², p_c, I·p_c.
+        {
+            let (s_i, rest) = self.stats.split_at_mut(n);
+            let (s_ii, rest) = rest.split_at_mut(n);
+            let (s_p, s_ip) = rest.split_at_mut(3 * n);
+            for y in 0..lh {
+                let g = guide.row(y);
+                let p = styled.row(y);
+                for x in 0..lw {
+                    let j = y * lw + x;
+                    let gp = &g[x * bpp..x * bpp + 3];
+                    let i = lw_[0] * gp[0] as f32 + lw_[1] * gp[1] as f32 + lw_[2] * gp[2] as f32;
+                    s_i[j] = i;
+                    s_ii[j] = i * i;
+                    for c in 0..3 {
+                        let v = p[x * bpp + c] as f32;
+                        s_p[c * n + j] = v;
+                        s_ip[c * n + j] = i * v;
+                    }
+                }
+            }
+        }
+        // The base planes are the raw picture and luma (bilinear keeps the style's texture).
+        self.planes[..3 * n].copy_from_slice(&self.stats[2 * n..5 * n]);
+        self.planes[6 * n..7 * n].copy_from_slice(&self.stats[..n]);
+        for k in 0..8 {
+            box_mean(&mut self.stats[k * n..(k + 1) * n], &mut self.tmp, lw, lh);
+        }
+        let (m_i, rest) = self.stats.split_at(n);
+        let (m_ii, rest) = rest.split_at(n);
+        let (m_p, m_ip) = rest.split_at(3 * n);
+        for c in 0..3 {
+            let a = &mut self.planes[(3 + c) * n..(4 + c) * n];
+            for j in 0..n {
+                let var = (m_ii[j] - m_i[j] * m_i[j]).max(0.0);
+                let cov = m_ip[c * n + j] - m_i[j] * m_p[c * n + j];
+                a[j] = (cov / (var + EPS)).clamp(-MAX_GAIN, MAX_GAIN);
+            }
+        }
+        for c in 0..3 {
+            box_mean(
+                &mut self.planes[(3 + c) * n..(4 + c) * n],
+                &mut self.tmp,
+                lw,
+                lh,
+            );
+        }
+    }
+
+    /// Low-resolution row `ly` of every plane, interpolated to full width, into `rows[slot]`.
+    fn widen(&mut self, ly: usize, slot: usize) {
+        let (lw, lh, fw, _) = self.key;
+        let n = lw * lh;
+        let out = &mut self.rows[slot];
+        for k in 0..PLANES {
+            let src = &self.planes[k * n + ly * lw..k * n + (ly + 1) * lw];
+            let dst = &mut out[k * fw..(k + 1) * fw];
+            for ((d, &x0), &w) in dst.iter_mut().zip(&self.x0).zip(&self.wx) {
+                let x0 = x0 as usize;
+                let a = src[x0];
+                let b = src[(x0 + 1).min(lw - 1)];
+                *d = a + w * (b - a);
+            }
+        }
+        self.row_ids[slot] = ly;
+    }
+
+    fn apply(&mut self, frame: &mut FrameMut<'_>, s: f32) {
+        let (_, lh, fw, fh) = self.key;
+        let bpp = frame.format().bytes_per_pixel();
+        let lw_ = luma_weights(frame.format().rgb_offsets());
+        let sy = lh as f32 / fh as f32;
+        for y in 0..fh {
+            let (y0, wy) = source_pos(y, sy, lh);
+            let y1 = (y0 + 1).min(lh - 1);
+            // Rows are visited in order, so each low-resolution row is widened once.
+            for (slot, ly) in [(0, y0), (1, y1)] {
+                if self.row_ids[slot] != ly {
+                    if self.row_ids[1 - slot] == ly {
+                        self.rows.swap(0, 1);
+                        self.row_ids.swap(0, 1);
+                    }
+                    if self.row_ids[slot] != ly {
+                        self.widen(ly, slot);
+                    }
+                }
+            }
+            let row = frame.row_mut(y);
+            let (r0, r1) = (&self.rows[0], &self.rows[1]);
+            if bpp == 4 {
+                apply_row::<4>(row, r0, r1, wy, fw, lw_, s);
+            } else {
+                apply_row::<3>(row, r0, r1, wy, fw, lw_, s);
+            }
+        }
+    }
+}
+
+/// One full-resolution row: `q = base + gain · (luma − low-resolution luma)`, mixed into the
+/// row by `s`. `r0` and `r1` hold the planes (base ×3, gain ×3, luma) of the low-resolution
+/// rows above and below, widened; `wy` is the weight of the one below.
+#[inline(always)]
+fn apply_row<const BPP: usize>(
+    row: &mut [u8],
+    r0: &[f32],
+    r1: &[f32],
+    wy: f32,
+    fw: usize,
+    lw_: [f32; 3],
+    s: f32,
+) {
+    let u: [&[f32]; PLANES] = std::array::from_fn(|k| &r0[k * fw..(k + 1) * fw]);
+    let d: [&[f32]; PLANES] = std::array::from_fn(|k| &r1[k * fw..(k + 1) * fw]);
+    let lerp = |k: usize, x: usize| {
+        let a = u[k][x];
+        a + wy * (d[k][x] - a)
+    };
+    let row = &mut row[..fw * BPP];
+    for (x, px) in row.chunks_exact_mut(BPP).enumerate() {
+        let (r, g, b) = (px[0] as f32, px[1] as f32, px[2] as f32);
+        let detail = lw_[0] * r + lw_[1] * g + lw_[2] * b - lerp(6, x);
+        let q0 = lerp(0, x) + lerp(3, x) * detail;
+        let q1 = lerp(1, x) + lerp(4, x) * detail;
+        let q2 = lerp(2, x) + lerp(5, x) * detail;
+        px[0] = to_byte(r + s * (q0.clamp(0.0, 255.0) - r));
+        px[1] = to_byte(g + s * (q1.clamp(0.0, 255.0) - g));
+        px[2] = to_byte(b + s * (q2.clamp(0.0, 255.0) - b));
+    }
+}
+
+/// The low-resolution position of full-resolution index `x` (pixel centres aligned, as the
+/// antialiased downscale places them): left index and the right one's weight.
+#[inline]
+fn source_pos(x: usize, scale: f32, len: usize) -> (usize, f32) {
+    let s = ((x as f32 + 0.5) * scale - 0.5).max(0.0);
+    let i = (s as usize).min(len - 1);
+    let w = if i + 1 < len { s - i as f32 } else { 0.0 };
+    (i, w)
+}
+
+#[inline(always)]
+fn to_byte(v: f32) -> u8 {
+    // Finite and in range here; +0.5 then truncation rounds half up.
+    (v + 0.5) as u8
+}
+
+/// Mean over a (2·RADIUS+1)² window (RADIUS = 1), shrunk at the borders, in place.
+fn box_mean(plane: &mut [f32], tmp: &mut [f32], w: usize, h: usize) {
+    const _: () = assert!(RADIUS == 1);
+    const THIRD: f32 = 1.0 / 3.0;
+    // Horizontal pass into tmp.
+    for (src, dst) in plane.chunks_exact(w).zip(tmp.chunks_exact_mut(w)).take(h) {
+        if w < 3 {
+            let m = src.iter().sum::<f32>() / w as f32;
+            dst.fill(m);
+            continue;
+        }
+        dst[0] = (src[0] + src[1]) * 0.5;
+        dst[w - 1] = (src[w - 2] + src[w - 1]) * 0.5;
+        for (d, t) in dst[1..w - 1].iter_mut().zip(src.windows(3)) {
+            *d = (t[0] + t[1] + t[2]) * THIRD;
+        }
+    }
+    // Vertical pass back into plane.
+    for y in 0..h {
+        let lo = y.saturating_sub(1);
+        let hi = (y + 2).min(h);
+        let dst = &mut plane[y * w..(y + 1) * w];
+        match hi - lo {
+            3 => {
+                let (a, b, c) = (
+                    &tmp[lo * w..(lo + 1) * w],
+                    &tmp[(lo + 1) * w..(lo + 2) * w],
+                    &tmp[(lo + 2) * w..(lo + 3) * w],
+                );
+                for (((d, &a), &b), &c) in dst.iter_mut().zip(a).zip(b).zip(c) {
+                    *d = (a + b + c) * THIRD;
+                }
+            }
+            2 => {
+                let (a, b) = (&tmp[lo * w..(lo + 1) * w], &tmp[(lo + 1) * w..(lo + 2) * w]);
+                for ((d, &a), &b) in dst.iter_mut().zip(a).zip(b) {
+                    *d = (a + b) * 0.5;
+                }
+            }
+            _ => dst.copy_from_slice(&tmp[lo * w..(lo + 1) * w]),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::frame::{OwnedFrame, PixelFormat, Resizer, mix};
+
+    /// A full-resolution scene with sharp edges and a smooth gradient, and a "stylisation" of
+    /// it: a colour mapping of each pixel plus a low-frequency texture.
+    fn scene(w: usize, h: usize, format: PixelFormat) -> (OwnedFrame, OwnedFrame) {
+        let bpp = format.bytes_per_pixel();
+        let mut input = vec![0u8; w * h * bpp];
+        let mut styled = vec![0u8; w * h * bpp];
+        for y in 0..h {
+            for x in 0..w {
+                let inside = (x / 13 + y / 11) % 2 == 0;
+                let grad = (x * 100 / w) as u8;
+                let v = if inside { 180 } else { 40 } + grad / 2;
+                let i = (y * w + x) * bpp;
+                let rgb = [v, v / 2 + 20, 255 - v];
+                let texture = ((x as f32 * 0.2).sin() * 10.0) as i32;
+                let mapped = [255 - v as i32, v as i32 / 3 + 60, v as i32];
+                for (c, &o) in format.rgb_offsets().iter().enumerate() {
+                    input[i + o] = rgb[c];
+                    styled[i + o] = (mapped[c] + texture).clamp(0, 255) as u8;
+                }
+                if bpp == 4 {
+                    input[i + 3] = 77;
+                    styled[i + 3] = 77;
+                }
+            }
+        }
+        (
+            OwnedFrame::from_vec(input, w, h, format).unwrap(),
+            OwnedFrame::from_vec(styled, w, h, format).unwrap(),
+        )
+    }
+
+    fn shrink(f: &OwnedFrame, w: usize, h: usize) -> OwnedFrame {
+        let mut out = OwnedFrame::new(w, h, f.format()).unwrap();
+        Resizer::new()
+            .resize(&f.as_frame(), &mut out.as_frame_mut())
+            .unwrap();
+        out
+    }
+
+    fn mean_abs_diff(a: &OwnedFrame, b: &OwnedFrame) -> f64 {
+        let bpp = a.format().bytes_per_pixel();
+        let mut sum = 0u64;
+        let mut n = 0u64;
+        for (pa, pb) in a.data().chunks(bpp).zip(b.data().chunks(bpp)) {
+            for c in 0..3 {
+                sum += (pa[c] as i64 - pb[c] as i64).unsigned_abs();
+                n += 1;
+            }
+        }
+        sum as f64 / n as f64
+    }
+
+    #[test]
+    fn edges_come_back_sharper_than_bilinear() {
+        for format in [PixelFormat::Rgb, PixelFormat::Bgrx] {
+            let (w, h) = (256, 144);
+            let (input, truth) = scene(w, h, format);
+            let (lw, lh) = (64, 36);
+            let guide = shrink(&input, lw, lh);
+            let styled_small = shrink(&truth, lw, lh);
+
+            let mut guided = input.clone();
+            GuidedUpsampler::new()
+                .upsample_mix(
+                    &guide.as_frame(),
+                    &styled_small.as_frame(),
+                    &mut guided.as_frame_mut(),
+                    1.0,
+                )
+                .unwrap();
+            let mut up = OwnedFrame::new(w, h, format).unwrap();
+            Resizer::new()
+                .resize(&styled_small.as_frame(), &mut up.as_frame_mut())
+                .unwrap();
+            let e_guided = mean_abs_diff(&guided, &truth);
+            let e_bilinear = mean_abs_diff(&up, &truth);
+            assert!(
+                e_guided < 0.6 * e_bilinear,
+                "{format}: guided {e_guided:.2} vs bilinear {e_bilinear:.2}"
+            );
+            // Padding / alpha bytes are untouched.
+            if format.bytes_per_pixel() == 4 {
+                assert!(guided.data().chunks(4).all(|p| p[3] == 77));
+            }
+        }
+    }
+
+    #[test]
+    fn flat_input_gives_the_bilinear_picture() {
+        let (w, h) = (96, 64);
+        let flat = OwnedFrame::from_vec(vec![120u8; w * h * 3], w, h, PixelFormat::Rgb).unwrap();
+        let (_, styled) = scene(w, h, PixelFormat::Rgb);
+        let small = shrink(&styled, 24, 16);
+        let guide = shrink(&flat, 24, 16);
+        let mut out = flat.clone();
+        GuidedUpsampler::new()
+            .upsample_mix(
+                &guide.as_frame(),
+                &small.as_frame(),
+                &mut out.as_frame_mut(),
+                1.0,
+            )
+            .unwrap();
+        let mut up = OwnedFrame::new(w, h, PixelFormat::Rgb).unwrap();
+        Resizer::new()
+            .resize(&small.as_frame(), &mut up.as_frame_mut())
+            .unwrap();
+        // Both are bilinear with centre-aligned pixels; they differ by rounding only.
+        assert!(
+            mean_abs_diff(&out, &up) < 0.6,
+            "{}",
+            mean_abs_diff(&out, &up)
+        );
+    }
+
+    #[test]
+    fn strength_mixes_like_mix_and_zero_keeps_the_frame() {
+        let (w, h) = (64, 48);
+        let (input, styled) = scene(w, h, PixelFormat::Rgbx);
+        let guide = shrink(&input, 32, 24);
+        let small = shrink(&styled, 32, 24);
+        let mut up = GuidedUpsampler::new();
+        let mut zero = input.clone();
+        up.upsample_mix(
+            &guide.as_frame(),
+            &small.as_frame(),
+            &mut zero.as_frame_mut(),
+            0.0,
+        )
+        .unwrap();
+        assert_eq!(zero.data(), input.data());
+        let mut full = input.clone();
+        up.upsample_mix(
+            &guide.as_frame(),
+            &small.as_frame(),
+            &mut full.as_frame_mut(),
+            1.0,
+        )
+        .unwrap();
+        let mut half = input.clone();
+        up.upsample_mix(
+            &guide.as_frame(),
+            &small.as_frame(),
+            &mut half.as_frame_mut(),
+            0.5,
+        )
+        .unwrap();
+        let mut expect = input.clone();
+        mix(&mut expect.as_frame_mut(), &full.as_frame(), 0.5).unwrap();
+        // Half strength of the clamped result, within rounding of the two paths.
+        for (a, b) in half.data().iter().zip(expect.data()) {
+            assert!((*a as i32 - *b as i32).abs() <= 1);
+        }
+    }
+
+    #[test]
+    fn mismatched_inputs_are_refused() {
+        let (input, styled) = scene(32, 32, PixelFormat::Rgb);
+        let small = shrink(&styled, 16, 16);
+        let guide = shrink(&input, 8, 8);
+        let mut out = input.clone();
+        assert!(
+            GuidedUpsampler::new()
+                .upsample_mix(
+                    &guide.as_frame(),
+                    &small.as_frame(),
+                    &mut out.as_frame_mut(),
+                    1.0
+                )
+                .is_err()
+        );
+    }
+}
