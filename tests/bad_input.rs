@@ -973,6 +973,9 @@ fn every_out_of_range_flag_names_itself_and_its_range() {
         ("--layout", "nhcw", "expected nchw or nhwc"),
         ("--multiple-of", "0", "from 1 to 1024"),
         ("--multiple-of", "2048", "from 1 to 1024"),
+        ("--upsampler", "nearest", "expected guided or bilinear"),
+        ("--trt-resolutions", "12x", "needs sizes from 1 to 16384"),
+        ("--trt-resolutions", "1280", "is not WxH"),
     ];
     let temporal_flags: Vec<(&str, &str, &str)> = vec![
         ("--temporal", "blur", "[possible values: none, ema, flow]"),

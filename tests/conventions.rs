@@ -396,3 +396,44 @@ fn tensorrt_profile_covers_the_declared_frame_sizes() {
     let mut f = stylize::frame::OwnedFrame::new(64, 48, PixelFormat::Rgb).unwrap();
     s.process(&mut f.as_frame_mut(), 1.0).unwrap();
 }
+
+#[test]
+fn the_guided_upsampler_only_acts_below_inference_scale_one() {
+    let model = data().join("models/gan_pm1_mult8.onnx");
+    let (w, h, rgb) = load_rgb(&data().join("input.png"));
+    let run = |scale: f32, upsampler: Upsampler| {
+        let mut s = Stylizer::load(
+            &model,
+            &SpecOverrides::default(),
+            &cpu(),
+            StylizerOptions {
+                inference_scale: scale,
+                upsampler,
+            },
+        )
+        .unwrap();
+        let mut out = rgb.clone();
+        s.process(
+            &mut FrameMut::new(&mut out, w, h, w * 3, PixelFormat::Rgb).unwrap(),
+            1.0,
+        )
+        .unwrap();
+        out
+    };
+    assert_eq!(
+        run(1.0, Upsampler::Guided),
+        run(1.0, Upsampler::Bilinear),
+        "at scale 1 there is nothing to upsample"
+    );
+    let (g, b, full) = (
+        run(0.5, Upsampler::Guided),
+        run(0.5, Upsampler::Bilinear),
+        run(1.0, Upsampler::Guided),
+    );
+    assert_ne!(g, b);
+    // The test model is a random generator: no more than the same order of difference from
+    // the full-scale picture, and the guided one is not further from it.
+    let (dg, db) = (mean_abs_diff(&g, &full), mean_abs_diff(&b, &full));
+    assert!(dg < 64.0 && db < 64.0, "{dg} {db}");
+    assert!(dg <= db * 1.05, "guided {dg} vs bilinear {db}");
+}

@@ -68,8 +68,14 @@ fn parse_multiple(s: &str) -> Result<usize, String> {
     }
 }
 
-fn parse_trt_resolutions(s: &str) -> Result<Vec<(usize, usize)>, String> {
-    stylize::engine::parse_resolutions(s).map_err(|e| format!("--trt-resolutions: {e}"))
+/// Frame sizes given as one flag value (a newtype, so that clap takes the list as one value).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resolutions(pub Vec<(usize, usize)>);
+
+fn parse_trt_resolutions(s: &str) -> Result<Resolutions, String> {
+    stylize::engine::parse_resolutions(s)
+        .map(Resolutions)
+        .map_err(|e| format!("--trt-resolutions: {e}"))
 }
 
 fn parse_threads(s: &str) -> Result<usize, String> {
@@ -108,7 +114,7 @@ pub struct ModelArgs {
     /// Frame sizes TensorRT builds its engine for (its optimisation profile covers them and
     /// is tuned for the first), e.g. 1280x720,1920x1080. Default: the first size it sees.
     #[arg(long, value_parser = parse_trt_resolutions, value_name = "WxH,...")]
-    pub trt_resolutions: Option<Vec<(usize, usize)>>,
+    pub trt_resolutions: Option<Resolutions>,
 
     /// Where TensorRT keeps built engines and timing caches.
     #[arg(long, value_name = "DIR")]
@@ -210,7 +216,11 @@ impl ModelArgs {
                 fp16: !self.no_fp16,
                 engine_cache_dir: self.engine_cache_dir.clone(),
                 profile: None,
-                resolutions: self.trt_resolutions.clone().unwrap_or_default(),
+                resolutions: self
+                    .trt_resolutions
+                    .clone()
+                    .map(|r| r.0)
+                    .unwrap_or_default(),
             },
             stylizer: StylizerOptions {
                 inference_scale: self.inference_scale,

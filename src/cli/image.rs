@@ -176,6 +176,7 @@ pub fn run(args: ImageArgs) -> Result<()> {
             "auto_padding": stylizer.auto_padding(),
             "strength": config.strength,
             "inference_scale": config.stylizer.inference_scale,
+            "upsampler": config.stylizer.upsampler.name(),
             "load_ms": load_ms,
             "stylize_ms": run_ms,
             "stages_ms": {

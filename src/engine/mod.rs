@@ -204,6 +204,12 @@ impl ShapeProfile {
     }
 }
 
+/// Whether an NVIDIA GPU is visible to this process (a device node or a driver that reports
+/// one). Cheap: starts nothing.
+pub fn gpu_visible() -> bool {
+    std::path::Path::new("/dev/nvidia0").exists() || !tensorrt::gpu_names().is_empty()
+}
+
 /// Parses a list of frame sizes, `WxH[,WxH...]` (e.g. `1280x720,1920x1080`), each side from 1
 /// to 16384; the error says which item is wrong and what was expected.
 pub fn parse_resolutions(s: &str) -> Result<Vec<(usize, usize)>, String> {

@@ -140,8 +140,7 @@ fn gpu_precheck(rt: &Runtime, p: ActiveProvider) -> Result<(), String> {
             runtime::SETUP_COMMAND
         ));
     }
-    let visible = Path::new("/dev/nvidia0").exists() || !tensorrt::gpu_names().is_empty();
-    if !visible {
+    if !super::gpu_visible() {
         return Err("no NVIDIA GPU is visible (no /dev/nvidia0, no driver)".into());
     }
     runtime::preload_cuda_libraries(&rt.path);

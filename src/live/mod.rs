@@ -345,9 +345,13 @@ fn sink_chain(sink: &SinkSpec) -> Result<Vec<gst::Element>, LiveError> {
                     .field("format", "I420")
                     .build(),
             )?];
-            let encoder =
-                crate::convert::video_encoder(codec, Rate::Quality(codec.default_quality()))
-                    .map_err(|e| LiveError::Sink(e.to_string()))?;
+            // Without a GPU the model is on the CPU whatever the provider setting says.
+            let encoder = crate::convert::video_encoder(
+                codec,
+                Rate::Quality(codec.default_quality()),
+                crate::convert::model_on_cpu("auto"),
+            )
+            .map_err(|e| LiveError::Sink(e.to_string()))?;
             if let Some(e) = encoder.first()
                 && e.factory().is_some_and(|f| f.name() == "x264enc")
             {
