@@ -78,23 +78,34 @@ fn bench_stages(c: &mut Criterion) {
     let n = auto_flow_divisor(w);
     let (a, b) = (frame(w, h, 0.0), frame(w, h, 2.5));
     let (mut la, mut lb) = (GrayImage::default(), GrayImage::default());
-    g.bench_function("luma", |bn| {
-        bn.iter(|| luma_downscale(&a.as_frame(), n, &mut la))
-    });
+    // Inputs of the later stages are made up front, so that any one stage can be run alone
+    // (`cargo bench --bench temporal -- flow_stages_1280x720/confidence`).
+    luma_downscale(&a.as_frame(), n, &mut la);
     luma_downscale(&b.as_frame(), n, &mut lb);
-    let (mut fwd, mut bwd) = (FlowField::default(), FlowField::default());
+    let mut luma = GrayImage::default();
+    g.bench_function("luma", |bn| {
+        bn.iter(|| luma_downscale(&a.as_frame(), n, &mut luma))
+    });
+    let mut flow = FlowField::default();
     for preset in [FlowPreset::UltraFast, FlowPreset::Fast, FlowPreset::Medium] {
         let mut dis = DisFlow::new(flow_params(preset, la.width()));
         g.bench_function(format!("flow_{preset:?}"), |bn| {
-            bn.iter(|| dis.calc(&la, &lb, &mut fwd).unwrap())
+            bn.iter(|| dis.calc(&la, &lb, &mut flow).unwrap())
         });
     }
+    // The flows of the confidence and warp stages (medium forward, fast backward).
+    let (mut fwd, mut bwd) = (FlowField::default(), FlowField::default());
+    DisFlow::new(flow_params(FlowPreset::Medium, la.width()))
+        .calc(&la, &lb, &mut fwd)
+        .unwrap();
     let mut dis = DisFlow::new(flow_params(FlowPreset::Fast, la.width()));
     dis.calc(&lb, &la, &mut bwd).unwrap();
     let mut conf = Vec::new();
     let p = ConfidenceParams::default();
+    confidence(&lb, &la, &bwd, &fwd, &p, &mut conf);
+    let mut conf_bench = Vec::new();
     g.bench_function("confidence", |bn| {
-        bn.iter(|| confidence(&lb, &la, &bwd, &fwd, &p, &mut conf))
+        bn.iter(|| confidence(&lb, &la, &bwd, &fwd, &p, &mut conf_bench))
     });
     for format in [PixelFormat::Rgbx, PixelFormat::Rgb] {
         let hist = frame(w, h, 0.0);

@@ -77,7 +77,7 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 command -v cargo >/dev/null ||
-    die "no Rust toolchain: install Rust 1.85 or newer (https://rustup.rs), then run this again"
+    die "no Rust toolchain: install Rust 1.88 or newer (https://rustup.rs), then run this again"
 
 # --- ONNX Runtime ----------------------------------------------------------------------------
 # Extracts the shared libraries from a wheel's onnxruntime/capi/ into $2.

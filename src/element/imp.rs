@@ -1458,7 +1458,7 @@ impl BaseTransformImpl for StyleTransfer {
 
     fn submit_input_buffer(
         &self,
-        is_discont: bool,
+        _is_discont: bool,
         inbuf: gst::Buffer,
     ) -> Result<gst::FlowSuccess, gst::FlowError> {
         let params = self.params();
@@ -1495,7 +1495,11 @@ impl BaseTransformImpl for StyleTransfer {
                 }
             }
             s.in_flight += 1;
-            let reset = std::mem::take(&mut s.reset_history) || is_discont;
+            // The buffer's own DISCONT flag, not `is_discont`: the base class keeps that set
+            // until it pushes an output, so with frames in flight it marks the second and
+            // third input too, resetting the history at a frame that depends on timing.
+            let discont = inbuf.flags().contains(gst::BufferFlags::DISCONT);
+            let reset = std::mem::take(&mut s.reset_history) || discont;
             (s.jobs.clone(), info, reset)
         };
         // Blocks while the window is full (not live): back-pressure to upstream.

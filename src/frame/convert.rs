@@ -12,11 +12,12 @@ fn channel_offsets(frame_offsets: [usize; 3], order: ChannelOrder) -> [usize; 3]
 }
 
 fn check_tensor(len: usize, tw: usize, th: usize, fw: usize, fh: usize) -> Result<(), FrameError> {
-    let needed = tw * th * 3;
-    if len != needed {
+    // Checked: sizes whose product overflows match no buffer (saturated in the message).
+    let needed = tw.checked_mul(th).and_then(|n| n.checked_mul(3));
+    if needed != Some(len) {
         return Err(FrameError::TensorSize {
             len,
-            needed,
+            needed: needed.unwrap_or(usize::MAX),
             width: tw,
             height: th,
         });

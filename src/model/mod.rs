@@ -595,12 +595,9 @@ impl ModelSpec {
         let mut extra_inputs = Vec::new();
         for t in io.inputs.iter().filter(|t| t.name != input.name) {
             let info = describe(t);
-            let static_count: Option<usize> = t
-                .shape
-                .iter()
-                .try_fold(1usize, |acc, &d| {
-                    usize::try_from(d).ok().and_then(|d| acc.checked_mul(d))
-                });
+            let static_count: Option<usize> = t.shape.iter().try_fold(1usize, |acc, &d| {
+                usize::try_from(d).ok().and_then(|d| acc.checked_mul(d))
+            });
             let Some(values) = given.extra_inputs.get(&t.name) else {
                 return Err(ModelError::MissingExtraInput {
                     path: path.to_path_buf(),
@@ -777,7 +774,7 @@ fn concrete_shape(shape: &[i64], count: usize) -> Option<Vec<usize>> {
     if free == 0 {
         return (fixed == count).then(|| shape.iter().map(|&d| d as usize).collect());
     }
-    if fixed == 0 || count % fixed != 0 {
+    if fixed == 0 || !count.is_multiple_of(fixed) {
         return None;
     }
     let rest = count / fixed;

@@ -232,7 +232,9 @@ impl DisFlow {
 
     /// Computes the flow from `from` to `to` into `flow` (resized to match).
     ///
-    /// A `patch_size` below 2 is taken as 2 and a `patch_stride` of 0 as 1.
+    /// A `patch_size` below 2 is taken as 2, a `patch_stride` of 0 as 1 and one above the
+    /// patch size as the patch size: patches must cover every pixel (a pixel no patch covers
+    /// would have no flow).
     pub fn calc(
         &mut self,
         from: &GrayImage,
@@ -249,7 +251,7 @@ impl DisFlow {
         }
         let (w, h) = (from.width, from.height);
         let psz = self.params.patch_size.max(2);
-        let stride = self.params.patch_stride.max(1);
+        let stride = self.params.patch_stride.clamp(1, psz);
         if w < psz || h < psz {
             return Err(FlowError::TooSmall(w, h, psz));
         }
