@@ -14,7 +14,6 @@ use common::*;
 use gst::prelude::*;
 use gst_check::Harness;
 use predicates::prelude::*;
-use stylize::engine::{EngineOptions, Provider};
 use stylize::frame::{FrameMut, PixelFormat};
 use stylize::{SpecOverrides, StylizeError, Stylizer, StylizerOptions};
 
@@ -23,24 +22,8 @@ const NAN: &str = "models/bad_nan.onnx";
 const INF: &str = "models/bad_inf.onnx";
 const POINTWISE: &str = "models/pointwise_1x1.onnx";
 
-fn stylize() -> Command {
-    Command::cargo_bin("stylize").unwrap()
-}
-
 fn model(rel: &str) -> PathBuf {
     data().join(rel)
-}
-
-fn init() {
-    stylize::element::register_static().unwrap();
-}
-
-fn cpu() -> EngineOptions {
-    EngineOptions {
-        provider: Provider::Cpu,
-        threads: 1,
-        ..Default::default()
-    }
 }
 
 fn run_pipeline(desc: &str) {

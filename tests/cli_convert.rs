@@ -14,10 +14,6 @@ use predicates::prelude::*;
 
 const MODEL: &str = "models/gan_pm1_mult8.onnx";
 
-fn stylize() -> Command {
-    Command::cargo_bin("stylize").unwrap()
-}
-
 fn run_pipeline(desc: &str) {
     gst::init().unwrap();
     let p = gst::parse::launch(desc).unwrap();

@@ -2,13 +2,8 @@
 
 mod common;
 
-use assert_cmd::Command;
 use common::*;
 use predicates::prelude::*;
-
-fn stylize() -> Command {
-    Command::cargo_bin("stylize").unwrap()
-}
 
 #[test]
 fn image_matches_the_python_reference_for_each_convention() {

@@ -15,10 +15,6 @@ use predicates::prelude::*;
 
 const FAST_MODEL: &str = "models/gan_pm1_mult8.onnx";
 
-fn stylize() -> Command {
-    Command::cargo_bin("stylize").unwrap()
-}
-
 fn has_camera() -> bool {
     std::fs::read_dir("/dev")
         .map(|d| {

@@ -12,14 +12,6 @@ use stylize::frame::{ChannelOrder, FrameMut, Layout, PixelFormat, ValueRange};
 use stylize::model::{SpecOverrides, parse_extra_input};
 use stylize::{Stylizer, StylizerOptions, Upsampler};
 
-fn cpu() -> EngineOptions {
-    EngineOptions {
-        provider: Provider::Cpu,
-        threads: 1,
-        ..Default::default()
-    }
-}
-
 fn flags_for(entry: &serde_json::Value) -> SpecOverrides {
     let mut f = SpecOverrides::default();
     for e in extra_inputs(entry) {

@@ -68,11 +68,8 @@ impl Temporal {
 
     fn options(&self) -> TemporalOptions {
         TemporalOptions {
-            preset: match self.preset.as_str() {
-                "ultrafast" => FlowPreset::UltraFast,
-                "fast" => FlowPreset::Fast,
-                _ => FlowPreset::Medium,
-            },
+            // clap only lets the preset names through.
+            preset: self.preset.parse().unwrap_or(FlowPreset::Medium),
             ..TemporalOptions::default()
         }
     }

@@ -61,11 +61,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
 }
 
 fn temporal(a: TemporalArgs) -> Result<()> {
-    let preset = match a.flow_preset.as_str() {
-        "ultrafast" => FlowPreset::UltraFast,
-        "fast" => FlowPreset::Fast,
-        _ => FlowPreset::Medium,
-    };
+    let preset: FlowPreset = a.flow_preset.parse().map_err(BadInput)?;
     let blank = || OwnedFrame::new(1, 1, PixelFormat::Rgb).expect("1x1 frame");
     let (mut inp, mut out, mut reference) = (blank(), blank(), blank());
     // The output's size rules: the input and the reference are scaled to it.

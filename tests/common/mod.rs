@@ -67,3 +67,22 @@ pub fn play_to_end(pipeline: &gst::Element, secs: u64) -> Result<(), String> {
         _ => Err(format!("{msg:?}")),
     }
 }
+
+/// The `stylize` binary of this build.
+pub fn stylize() -> assert_cmd::Command {
+    assert_cmd::Command::cargo_bin("stylize").unwrap()
+}
+
+/// Registers the `styletransfer` element (and initialises GStreamer).
+pub fn init() {
+    stylize::element::register_static().unwrap();
+}
+
+/// The CPU provider with one thread: deterministic and quick for small test models.
+pub fn cpu() -> stylize::engine::EngineOptions {
+    stylize::engine::EngineOptions {
+        provider: stylize::engine::Provider::Cpu,
+        threads: 1,
+        ..Default::default()
+    }
+}

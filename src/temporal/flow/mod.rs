@@ -149,6 +149,21 @@ pub enum FlowPreset {
     Medium,
 }
 
+impl std::str::FromStr for FlowPreset {
+    type Err = String;
+    /// `ultrafast`, `fast` or `medium` (the names of the CLI and the element).
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "ultrafast" => Ok(FlowPreset::UltraFast),
+            "fast" => Ok(FlowPreset::Fast),
+            "medium" => Ok(FlowPreset::Medium),
+            _ => Err(format!(
+                "unknown flow preset '{s}' (expected ultrafast, fast or medium)"
+            )),
+        }
+    }
+}
+
 /// DIS parameters (OpenCV's names and defaults).
 #[derive(Clone, Debug, PartialEq)]
 pub struct DisParams {
