@@ -314,6 +314,11 @@ impl Stylizer {
         self.spec.input_shape(p.padded.0, p.padded.1)
     }
 
+    /// The tensor size (width, height) a frame of this size is run at.
+    pub fn inference_size_for(&self, width: usize, height: usize) -> (usize, usize) {
+        self.plan_for(width, height).padded
+    }
+
     /// The TensorRT optimisation profile covering frames of these sizes.
     pub fn profile_for(&self, sizes: &[(usize, usize)]) -> Option<ShapeProfile> {
         let shapes: Vec<[usize; 4]> = sizes

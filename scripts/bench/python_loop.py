@@ -12,9 +12,12 @@ starts before the ONNX session is created and ends after the writer is released,
 like `stylize convert`'s own wall_s (which starts before its pipeline, and so its
 session, is brought up and ends after the output is finalised).
 
+With --size WxH every decoded frame is first resized to WxH (cv2.INTER_AREA), and the
+output is written at that size, like `stylize convert --size WxH`.
+
 Usage:
   python python_loop.py IN.mp4 OUT.mp4 --model models/starry_night.onnx \
-      [--inference-scale 0.5] [--frames N]
+      [--inference-scale 0.5] [--frames N] [--size 640x360]
 """
 
 import argparse
@@ -52,7 +55,15 @@ def main() -> int:
     ap.add_argument("--model", required=True)
     ap.add_argument("--inference-scale", type=float, default=1.0)
     ap.add_argument("--frames", type=int, default=None, help="convert at most N frames")
+    ap.add_argument("--size", default=None, help="output size WxH (default: the input's)")
     args = ap.parse_args()
+    out_size = None
+    if args.size:
+        try:
+            out_size = tuple(int(v) for v in args.size.lower().split("x"))
+            assert len(out_size) == 2 and min(out_size) > 0
+        except (ValueError, AssertionError):
+            ap.error(f"--size must be WxH, got {args.size!r}")
     if not 0 < args.inference_scale <= 1:
         ap.error("--inference-scale must be in (0, 1]")
 
@@ -69,6 +80,9 @@ def main() -> int:
     fps_in = cap.get(cv2.CAP_PROP_FPS) or 25.0
     width = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH))
     height = int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+    resize_input = out_size is not None and out_size != (width, height)
+    if out_size is not None:
+        width, height = out_size
     writer, fourcc = open_writer(args.output, fps_in, (width, height))
 
     scale = args.inference_scale
@@ -79,6 +93,8 @@ def main() -> int:
         ok, bgr = cap.read()
         if not ok:
             break
+        if resize_input:
+            bgr = cv2.resize(bgr, (width, height), interpolation=cv2.INTER_AREA)
         rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
         if scale < 1:
             rgb = cv2.resize(rgb, (iw, ih), interpolation=cv2.INTER_LINEAR)

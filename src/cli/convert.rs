@@ -37,7 +37,8 @@ pub struct ConvertArgs {
     #[arg(long, default_value = "0", value_parser = parse_flow_scale, value_name = "F")]
     pub flow_scale: f64,
     /// Frames stylised at once, each by its own copy of the model (0 = auto: 2 on a CPU
-    /// with two or more cores, else 1). Offline, throughput is what counts.
+    /// with two or more cores when the model runs on at most 640x480 pixels, else 1).
+    /// Offline, throughput is what counts.
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=8), value_name = "N")]
     pub parallel_frames: u32,
     /// Weight of the previous output when blending (0..1).

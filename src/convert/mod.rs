@@ -416,18 +416,24 @@ pub(crate) fn video_encoder(
         Codec::H264 => {
             let e = make("x264enc")?;
             // The encoder shares the cores with the model. `faster` costs a few per cent in
-            // size at the same quantizer and a fraction of `medium`'s time; with the model on
-            // the CPU, `veryfast` takes two thirds of `faster`'s time again (bikes.mp4,
-            // 640x272: 6.7 against 10.3 ms of CPU a frame) for larger files at the same
-            // quantizer.
+            // size at the same quantizer and a fraction of `medium`'s time. With the model on
+            // the CPU every core-millisecond the encoder takes is one the model loses:
+            // `superfast` takes half of `veryfast`'s CPU time (stylised bikes.mp4, 640x272:
+            // 2.6 against 5.0 ms a frame) for a file of about the same size at the same
+            // quantizer; `ultrafast` turns off CABAC and the deblocking filter, too visible.
             e.set_property_from_str(
                 "speed-preset",
-                if cpu_bound { "veryfast" } else { "faster" },
+                if cpu_bound { "superfast" } else { "faster" },
             );
             match rate {
                 Rate::Quality(q) => {
                     e.set_property_from_str("pass", "qual");
                     e.set_property("quantizer", q);
+                    // In `qual` mode x264enc also caps the rate at `bitrate` (default 2048
+                    // kbit/s) through the VBV, which starved 1080p output of bits. Constant
+                    // quality means no cap: no VBV buffer turns it off (a huge bitrate would
+                    // instead raise the stream's level to 6.2, which players may refuse).
+                    e.set_property("vbv-buf-capacity", 0u32);
                 }
                 Rate::Bitrate(k) => e.set_property("bitrate", k),
             }
@@ -571,6 +577,8 @@ fn add_cut_probe(pad: &gst::Pad, cut: Arc<Cut>, video: bool) {
                 return gst::PadProbeReturn::Ok;
             }
             if ended.load(Ordering::SeqCst) {
+                // EOS upstream too: the decoder stops instead of decoding the rest.
+                info.flow_res = Err(gst::FlowError::Eos);
                 return gst::PadProbeReturn::Drop;
             }
             let Some(buf) = info.buffer() else {
@@ -602,8 +610,13 @@ fn add_cut_probe(pad: &gst::Pad, cut: Arc<Cut>, video: bool) {
                     .is_some_and(|m| cut.video_frames.load(Ordering::SeqCst) >= m);
             if past_end || too_many {
                 ended.store(true, Ordering::SeqCst);
-                // Downstream only: the rest of the input is read and dropped here.
-                pad.push_event(gst::event::Eos::new());
+                // Into the peer, not pushed on this pad: an EOS pad fails every sticky event
+                // pushed after it (the decoder's bitrate tags, which come at any time), and
+                // that failure stopped the conversion with "Internal data stream error".
+                if let Some(peer) = pad.peer() {
+                    peer.send_event(gst::event::Eos::new());
+                }
+                info.flow_res = Err(gst::FlowError::Eos);
                 return gst::PadProbeReturn::Drop;
             }
             if video {
@@ -1366,6 +1379,84 @@ fn link_audio(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Events after the cut (a decoder's bitrate tags come at any time) must not stop the
+    /// stream with an error: the cut once pushed its EOS on the pad it watches, and an EOS
+    /// pad fails every sticky event pushed to it after that, so the decoder's next frame
+    /// failed with "Internal data stream error".
+    #[test]
+    fn events_after_the_cut_do_not_stop_the_stream_with_an_error() {
+        gst::init().unwrap();
+        // upstream (this thread) -> [bin: identity] -> fakesink, the cut on the bin's ghost
+        // pad, as on decodebin's in `convert`.
+        let inner = gst::ElementFactory::make("identity").build().unwrap();
+        let bin = gst::Bin::new();
+        bin.add(&inner).unwrap();
+        for dir in ["sink", "src"] {
+            let ghost = gst::GhostPad::with_target(&inner.static_pad(dir).unwrap()).unwrap();
+            bin.add_pad(&ghost).unwrap();
+        }
+        let sink = gst::ElementFactory::make("fakesink")
+            .property("sync", false)
+            .build()
+            .unwrap();
+        let pipeline = gst::Pipeline::new();
+        pipeline.add_many([bin.upcast_ref(), &sink]).unwrap();
+        bin.link(&sink).unwrap();
+        let cut = Arc::new(Cut {
+            start: gst::ClockTime::ZERO,
+            end: Mutex::new(None),
+            max_frames: Some(3),
+            video_frames: AtomicU64::new(0),
+            frame_rate: Mutex::new(None),
+            known: std::sync::Condvar::new(),
+        });
+        add_cut_probe(&bin.static_pad("src").unwrap(), cut, true);
+        let frames = Arc::new(AtomicU64::new(0));
+        let counted = frames.clone();
+        sink.static_pad("sink")
+            .unwrap()
+            .add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+                counted.fetch_add(1, Ordering::SeqCst);
+                gst::PadProbeReturn::Ok
+            });
+        let upstream = gst::Pad::builder(gst::PadDirection::Src).build();
+        upstream.set_active(true).unwrap();
+        upstream.link(&bin.static_pad("sink").unwrap()).unwrap();
+        pipeline.set_state(gst::State::Playing).unwrap();
+        assert!(upstream.push_event(gst::event::StreamStart::new("cut")));
+        let caps = gst::Caps::builder("video/x-raw")
+            .field("format", "RGB")
+            .field("width", 4i32)
+            .field("height", 4i32)
+            .field("framerate", gst::Fraction::new(25, 1))
+            .build();
+        assert!(upstream.push_event(gst::event::Caps::new(&caps)));
+        let segment = gst::FormattedSegment::<gst::ClockTime>::new();
+        assert!(upstream.push_event(gst::event::Segment::new(&segment)));
+        let mut flows = Vec::new();
+        for i in 0..8u64 {
+            let mut b = gst::Buffer::from_mut_slice(vec![0u8; 48]);
+            let bm = b.get_mut().unwrap();
+            bm.set_pts(gst::ClockTime::from_mseconds(40 * i));
+            bm.set_duration(gst::ClockTime::from_mseconds(40));
+            flows.push(upstream.push(b));
+            let mut tags = gst::TagList::new();
+            tags.get_mut()
+                .unwrap()
+                .add::<gst::tags::Bitrate>(&(1000 + i as u32), gst::TagMergeMode::Replace);
+            upstream.push_event(gst::event::Tag::new(tags));
+        }
+        pipeline.set_state(gst::State::Null).unwrap();
+        // Kept frames flow; past the cut upstream hears EOS (and stops decoding), never
+        // an error.
+        assert!(flows[..4].iter().all(|f| f.is_ok()), "{flows:?}");
+        assert!(
+            flows[4..].iter().all(|f| *f == Err(gst::FlowError::Eos)),
+            "{flows:?}"
+        );
+        assert_eq!(frames.load(Ordering::SeqCst), 3);
+    }
 
     #[test]
     fn encodable_sizes_keep_what_fits_and_round_the_rest_up() {

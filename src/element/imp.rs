@@ -190,34 +190,49 @@ impl Settings {
         Ok((s, path))
     }
 
-    /// Loads one copy of the model per inference unit (`parallel-frames`; 0 = two on a CPU
-    /// with two cores or more, else one). Units share the cores: unless `threads` is set,
-    /// each gets cores / units threads — on small frames, two one-thread models keep two
-    /// cores busier than one two-thread model.
+    /// Loads one copy of the model per inference unit: `parallel-frames`, or for 0 (auto)
+    /// one until the frame size is known (`auto_units` then decides).
     fn load_units(&self) -> Result<(Vec<Stylizer>, PathBuf), String> {
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let want = self.parallel_frames as usize;
-        let threads = |n: usize| {
-            if self.threads > 0 {
-                self.threads as usize
-            } else if n > 1 {
-                (cores / n).max(1)
-            } else {
-                0
-            }
+        self.load_n_units(self.parallel_frames.max(1) as usize)
+    }
+
+    /// Loads `n` copies of the model. Units share the cores: unless `threads` is set, each
+    /// gets cores / n threads.
+    fn load_n_units(&self, n: usize) -> Result<(Vec<Stylizer>, PathBuf), String> {
+        let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
+        let threads = if self.threads > 0 {
+            self.threads as usize
+        } else if n > 1 {
+            (cores / n).max(1)
+        } else {
+            0
         };
-        let guess = if want == 0 { cores.min(2) } else { want };
-        let (first, path) = self.load_with(threads(guess))?;
-        let n = match want {
-            0 if first.engine().provider() == crate::ActiveProvider::Cpu => guess,
-            0 => 1,
-            n => n,
-        };
+        let (first, path) = self.load_with(threads)?;
         let mut units = vec![first];
         for _ in 1..n {
-            units.push(self.load_with(threads(n))?.0);
+            units.push(self.load_with(threads)?.0);
         }
         Ok((units, path))
+    }
+}
+
+/// The most pixels an inference may have for `parallel-frames=0` to run two frames at once
+/// on the CPU (640x480). On small frames one model with two threads leaves cores idle
+/// (its threads wait for each other after every layer), so two one-thread models do more.
+/// On large ones two models at once fight over memory: their activations (over 32 MB, more
+/// than glibc keeps for reuse) are mapped and faulted in afresh on every run. Measured with
+/// `stylize convert --provider cpu` on 2 cores: 1280x720 inference 1.7 fps with one model
+/// against 1.3 with two, 960x540 2.4-3.0 against 2.3-2.4, 320x136 and 160x68 about 10-20 %
+/// more with two.
+const AUTO_PARALLEL_MAX_PIXELS: usize = 640 * 480;
+
+/// Inference units for `parallel-frames=0`: two on a CPU with two cores or more when the
+/// model runs on frames of at most `AUTO_PARALLEL_MAX_PIXELS`, else one.
+fn auto_units(on_cpu: bool, cores: usize, inference_pixels: usize) -> usize {
+    if on_cpu && cores >= 2 && inference_pixels <= AUTO_PARALLEL_MAX_PIXELS {
+        2
+    } else {
+        1
     }
 }
 
@@ -254,11 +269,12 @@ enum Job {
         reset_history: bool,
     },
     /// Runs the model once on a black frame of this size: proves it can take such frames.
+    /// The reply is the number of pixels the model runs on for such frames.
     Probe {
         width: usize,
         height: usize,
         format: PixelFormat,
-        reply: Sender<Result<(), String>>,
+        reply: Sender<Result<usize, String>>,
     },
 }
 
@@ -384,7 +400,7 @@ enum UnitJob {
         width: usize,
         height: usize,
         format: PixelFormat,
-        reply: Sender<Result<(), String>>,
+        reply: Sender<Result<usize, String>>,
     },
     Swap(Box<Stylizer>),
 }
@@ -425,7 +441,9 @@ fn unit_main(mut stylizer: Stylizer, jobs: Receiver<UnitJob>, done: Sender<UnitD
                 format,
                 reply,
             } => {
-                let _ = reply.send(probe(&mut stylizer, width, height, format));
+                let (iw, ih) = stylizer.inference_size_for(width, height);
+                let _ =
+                    reply.send(check_frames(&stylizer, width, height, format).map(|()| iw * ih));
             }
             UnitJob::Swap(s) => stylizer = *s,
         }
@@ -777,6 +795,19 @@ impl Worker {
         drop(stats);
         Ok(vf.into_buffer())
     }
+}
+
+/// Whether the model can take frames of this size and format, without running it: a run
+/// here would cost the stream a whole extra inference at every start (0.5 s for 720p on
+/// two CPU cores), and the first frame runs it anyway. What only a run can show (a graph
+/// that fails on these shapes) fails that first frame with the reason.
+fn check_frames(s: &Stylizer, w: usize, h: usize, format: PixelFormat) -> Result<(), String> {
+    OwnedFrame::new(w, h, format).map_err(|e| e.to_string())?;
+    let (iw, ih) = s.inference_size_for(w, h);
+    if iw == 0 || ih == 0 {
+        return Err(format!("the model would run on {iw}x{ih} pixels"));
+    }
+    Ok(())
 }
 
 /// Runs the model once on a black frame. NaN or infinite output is no reason to refuse the
@@ -1135,7 +1166,7 @@ impl ObjectImpl for StyleTransfer {
                 glib::ParamSpecUInt::builder("parallel-frames")
                     .nick("Parallel frames")
                     .blurb(&format!(
-                        "Frames stylised at once, each by its own copy of the model (0 = auto: 2 on a CPU with 2+ cores, else 1). More frames per second on a CPU, one more frame of latency per frame.{}",
+                        "Frames stylised at once, each by its own copy of the model (0 = auto: 2 on a CPU with 2+ cores when the model runs on frames of at most 640x480 pixels, else 1; decided when the frame size is known). More frames per second on a CPU, one more frame of latency per frame.{}",
                         mutable_note(false)
                     ))
                     .maximum(8)
@@ -1364,32 +1395,11 @@ impl BaseTransformImpl for StyleTransfer {
         *self.shared.active_model.lock().unwrap() = path.display().to_string();
         *self.shared.stats.lock().unwrap() = Stats::default();
         *self.shared.frame_size.lock().unwrap() = None;
-        // One frame waits while every unit has one.
-        let (jobs_tx, jobs_rx) = bounded::<Job>(1);
-        let pending = jobs_rx.clone();
-        let (done_tx, done_rx) = bounded::<Done>(DONE_CAPACITY);
-        let (swap_tx, swap_rx) = unbounded::<Swap>();
         self.shared.non_finite_warned.store(false, Ordering::SeqCst);
-        let worker = Worker::new(stylizers, self.shared.clone(), self.obj().downgrade())
+        let state = self
+            .spawn_worker(stylizers)
             .map_err(|e| gst::error_msg!(gst::CoreError::Thread, ("{e}")))?;
-        let handle = std::thread::Builder::new()
-            .name("styletransfer".into())
-            .spawn(move || worker.run(jobs_rx, done_tx, swap_rx))
-            .map_err(|e| {
-                gst::error_msg!(gst::CoreError::Thread, ("cannot start the worker: {e}"))
-            })?;
-        *self.state.lock().unwrap() = Some(State {
-            jobs: jobs_tx,
-            pending,
-            done: done_rx,
-            swaps: swap_tx,
-            worker: Some(handle),
-            info: None,
-            in_flight: 0,
-            window: units + 1,
-            live: None,
-            reset_history: true,
-        });
+        *self.state.lock().unwrap() = Some(state);
         Ok(())
     }
 
@@ -1566,6 +1576,82 @@ impl BaseTransformImpl for StyleTransfer {
 }
 
 impl StyleTransfer {
+    /// A worker thread over these inference units, and the state that talks to it.
+    fn spawn_worker(&self, stylizers: Vec<Stylizer>) -> Result<State, String> {
+        let units = stylizers.len();
+        // One frame waits while every unit has one.
+        let (jobs_tx, jobs_rx) = bounded::<Job>(1);
+        let pending = jobs_rx.clone();
+        let (done_tx, done_rx) = bounded::<Done>(DONE_CAPACITY);
+        let (swap_tx, swap_rx) = unbounded::<Swap>();
+        let worker = Worker::new(stylizers, self.shared.clone(), self.obj().downgrade())?;
+        let handle = std::thread::Builder::new()
+            .name("styletransfer".into())
+            .spawn(move || worker.run(jobs_rx, done_tx, swap_rx))
+            .map_err(|e| format!("cannot start the worker: {e}"))?;
+        Ok(State {
+            jobs: jobs_tx,
+            pending,
+            done: done_rx,
+            swaps: swap_tx,
+            worker: Some(handle),
+            info: None,
+            in_flight: 0,
+            window: units + 1,
+            live: None,
+            reset_history: true,
+        })
+    }
+
+    /// With `parallel-frames=0`, once the frame size is known: runs as many frames at once
+    /// as suit frames the model runs at this many pixels (see `auto_units`), reloading the
+    /// model once if that differs from what runs. Called with no frame inside.
+    fn replan_units(&self, inference_pixels: usize) -> Result<(), String> {
+        let settings = self.settings.lock().unwrap().clone();
+        if settings.parallel_frames != 0 {
+            return Ok(());
+        }
+        let on_cpu =
+            *self.shared.active_provider.lock().unwrap() == crate::ActiveProvider::Cpu.to_string();
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let want = auto_units(on_cpu, cores, inference_pixels);
+        let now = match self.state.lock().unwrap().as_ref() {
+            Some(s) => s.window - 1,
+            None => return Ok(()),
+        };
+        if want == now {
+            return Ok(());
+        }
+        let t = Instant::now();
+        let (stylizers, path) = settings.load_n_units(want)?;
+        let mut new = self.spawn_worker(stylizers)?;
+        // A model load still running was asked for with settings this load already has.
+        self.shared.generation.fetch_add(1, Ordering::SeqCst);
+        *self.shared.active_model.lock().unwrap() = path.display().to_string();
+        let old = {
+            let mut state = self.state.lock().unwrap();
+            let Some(s) = state.as_mut() else {
+                return Ok(());
+            };
+            new.live = s.live;
+            std::mem::replace(s, new)
+        };
+        let handle = {
+            let mut old = old;
+            old.worker.take()
+        };
+        if let Some(h) = handle {
+            let _ = h.join();
+        }
+        gst::info!(
+            CAT,
+            imp = self,
+            "parallel-frames auto: {want} frame(s) at once for {inference_pixels} pixels (reloaded in {} ms)",
+            t.elapsed().as_millis()
+        );
+        Ok(())
+    }
+
     /// How long the streaming thread may wait for a frame in the model: only with a live
     /// source, and only when the model usually takes well under a frame period (then the
     /// frame leaves after its inference time instead of with the next input; a slower
@@ -1637,6 +1723,18 @@ impl VideoFilterImpl for StyleTransfer {
                 "model refused {w}x{h} {format}: {e}"
             ));
         }
+        // The old worker ends (in `replan_units`) only once every sender of its jobs is gone.
+        drop(jobs);
+        if let Ok(pixels) = probed
+            && let Err(e) = self.replan_units(pixels)
+        {
+            gst::element_imp_error!(
+                self,
+                gst::LibraryError::Init,
+                ("cannot load the style model for parallel frames: {e}")
+            );
+            return Err(gst::loggable_error!(CAT, "parallel-frames: {e}"));
+        }
         *self.shared.frame_size.lock().unwrap() = Some((w, h, format));
         if let Some(s) = self.state.lock().unwrap().as_mut() {
             s.info = Some(info);
@@ -1665,5 +1763,23 @@ impl StyleTransfer {
         let p95 = self.shared.stats.lock().unwrap().p95();
         let per = period.unwrap_or_else(|| gst::ClockTime::from_nseconds((p95 * 1e6) as u64));
         per * window
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auto_parallel_frames_runs_two_small_frames_at_once_on_a_multi_core_cpu_only() {
+        // Small inference (bikes.mp4 at scale 0.5): two one-thread models.
+        assert_eq!(auto_units(true, 2, 320 * 136), 2);
+        assert_eq!(auto_units(true, 16, 640 * 480), 2);
+        // 720p: one model with every core; two would fight over memory.
+        assert_eq!(auto_units(true, 2, 1280 * 720), 1);
+        assert_eq!(auto_units(true, 2, 640 * 480 + 4), 1);
+        // One core, or a GPU: one.
+        assert_eq!(auto_units(true, 1, 160 * 68), 1);
+        assert_eq!(auto_units(false, 16, 160 * 68), 1);
     }
 }
