@@ -5,6 +5,7 @@
 #
 #   scripts/eval_temporal.sh                    # every clip, weight 0.8
 #   WEIGHT=0.6 CLIPS="bikes" scripts/eval_temporal.sh
+#   FLOW_SCALE=1 FRAMES=125 CLIPS=bikes scripts/eval_temporal.sh   # --flow-scale for the blend
 #
 # Clips: bikes and bigbuckbunny from ../shared/data/video, and the Sintel frames (made into a
 # near-lossless video first). Outputs are encoded near-losslessly (h264 quality 8) so that
@@ -19,6 +20,8 @@ MODEL=${MODEL:-starry_night}
 PRESET=${PRESET:-medium}
 CLIPS=${CLIPS:-"bikes bigbuckbunny sintel"}
 FRAMES=${FRAMES:-}
+FLOW_SCALE=${FLOW_SCALE:-0}
+MODES=${MODES:-"ema flow"}
 OUT=.cache/eval_temporal
 mkdir -p "$OUT"
 [ -d "$DATA/video" ] || { echo "error: $DATA/video missing (this script needs ../shared/data)" >&2; exit 2; }
@@ -45,12 +48,13 @@ printf '| clip | mode | weight | E_input | E_output | E_perframe | flicker remov
 printf '|---|---|---|---|---|---|---|---|\n'
 for clip in $CLIPS; do
     in=$(clip_path "$clip")
-    ref="$OUT/$clip-none.mp4"
+    # Per-frame reference, kept between runs (delete it after changing the model or encoder).
+    ref="$OUT/$clip${FRAMES:+-f$FRAMES}-none.mp4"
     [ -f "$ref" ] || "$BIN" convert "$in" "$ref" --model "$MODEL" --temporal none --quality 8 --force "${extra[@]}" >&2
-    for mode in ema flow; do
-        o="$OUT/$clip-$mode-$WEIGHT.mp4"
+    for mode in $MODES; do
+        o="$OUT/$clip${FRAMES:+-f$FRAMES}-$mode-$WEIGHT.mp4"
         "$BIN" convert "$in" "$o" --model "$MODEL" --temporal "$mode" --temporal-weight "$WEIGHT" \
-            --flow-preset "$PRESET" --quality 8 --force "${extra[@]}" >&2
+            --flow-preset "$PRESET" --flow-scale "$FLOW_SCALE" --quality 8 --force "${extra[@]}" >&2
         "$BIN" eval temporal --input "$in" --output "$o" --reference "$ref" > "$OUT/$clip-$mode-$WEIGHT.json"
         python3 - "$OUT/$clip-$mode-$WEIGHT.json" "$clip" "$mode" "$WEIGHT" <<'EOF'
 import json, sys

@@ -718,7 +718,11 @@ pub fn convert(
         ),
         None => lock_size(&scale, &size_caps, codec, container, geometry.clone()),
     }
-    let mut video_chain = vec![flip, convert_in, scale, size_caps];
+    // Scaled before the conversion to RGB, in the decoder's format (I420 for most files,
+    // half the bytes of RGB): a 720p input made 640x360 is converted at 640x360. The first
+    // converter only acts when videoscale cannot take the decoder's format.
+    let convert_pre = make("videoconvert")?;
+    let mut video_chain = vec![flip, convert_pre, scale, size_caps, convert_in];
     let style = make("styletransfer")?;
     for (k, v) in &options.style.properties {
         set_property_checked(&style, k, v).map_err(ConvertError::Options)?;

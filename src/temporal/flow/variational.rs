@@ -74,6 +74,7 @@ fn split_stride(w: usize) -> usize {
 }
 
 /// Copies a padded plane into its two colour planes.
+#[inline(always)]
 fn split(src: &[f32], dst: &mut [Vec<f32>; 2], w: usize, h: usize) {
     let (pw, l) = (w + 2, split_stride(w));
     let [d0, d1] = dst;
@@ -99,6 +100,7 @@ fn split(src: &[f32], dst: &mut [Vec<f32>; 2], w: usize, h: usize) {
 }
 
 /// The inverse of [`split`] (interior only).
+#[inline(always)]
 fn merge(src: &[Vec<f32>; 2], dst: &mut [f32], w: usize, h: usize) {
     let (pw, l) = (w + 2, split_stride(w));
     let [s0, s1] = src;
@@ -120,6 +122,7 @@ fn merge(src: &[Vec<f32>; 2], dst: &mut [f32], w: usize, h: usize) {
 }
 
 /// Copies the outermost interior rows and columns into the border.
+#[inline(always)]
 fn replicate(a: &mut [f32], pw: usize, ph: usize) {
     for row in a.chunks_exact_mut(pw) {
         row[0] = row[1];
@@ -130,6 +133,7 @@ fn replicate(a: &mut [f32], pw: usize, ph: usize) {
 }
 
 /// Central differences along x (`step` 1) or y (`step` = stride) at interior pixels.
+#[inline(always)]
 fn central_diff(src: &[f32], dst: &mut [f32], pw: usize, ph: usize, step: usize) {
     for y in 1..ph - 1 {
         let o = y * pw;
@@ -145,6 +149,24 @@ fn central_diff(src: &[f32], dst: &mut [f32], pw: usize, ph: usize, step: usize)
 impl Refiner {
     /// Refines `level.ux, level.uy` in place.
     pub fn refine(&mut self, level: &mut Level, p: &Params) {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU has AVX2.
+            return unsafe { self.refine_avx2(level, p) };
+        }
+        self.refine_impl(level, p);
+    }
+
+    /// [`Self::refine_impl`] compiled for AVX2: the plane loops take 8 floats a step. The
+    /// same operations in the same order (no fused multiply-add), so the same results.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    fn refine_avx2(&mut self, level: &mut Level, p: &Params) {
+        self.refine_impl(level, p);
+    }
+
+    #[inline(always)]
+    fn refine_impl(&mut self, level: &mut Level, p: &Params) {
         let (w, h) = (level.w, level.h);
         let (pw, ph) = (w + 2, h + 2);
         let n = pw * ph;
@@ -265,6 +287,7 @@ impl Refiner {
 
     /// The linearised data terms at the current increment: fills `a11, a12, a22, b1, b2`
     /// over the whole plane (the border values are never read).
+    #[inline(always)]
     fn data_term(&mut self, p: &Params) {
         let (delta2, gamma2) = (p.delta / 2.0, p.gamma / 2.0);
         let n = self.a11.len();
@@ -307,6 +330,7 @@ impl Refiner {
 
     /// Smoothness weights from the current flow, added to the system; then `a11, a22` are
     /// replaced by their reciprocals for the SOR sweeps.
+    #[inline(always)]
     fn smoothness_term(&mut self, p: &Params, w: usize, h: usize) {
         let pw = w + 2;
         let alpha2 = p.alpha / 2.0;
@@ -354,6 +378,7 @@ impl Refiner {
     }
 
     /// One SOR sweep over the pixels of one colour (0: `x + y` even), on the split planes.
+    #[inline(always)]
     fn sor(&mut self, w: usize, h: usize, colour: usize) {
         let l = split_stride(w);
         let (c, q) = (colour, 1 - colour);
