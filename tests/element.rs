@@ -310,6 +310,38 @@ fn parallel_frames_keep_order_and_blend_as_one_model_does() {
     }
 }
 
+/// Tags (a decoder sends one every frame or two) pass without draining the frames in the
+/// model; none is lost, and the frames keep their order and pixels.
+#[test]
+fn tags_between_frames_pass_and_frames_keep_order() {
+    let (_, _, x) = load_rgb(&data().join("input.png"));
+    let mut h = harness(&[("model", &model(GAN)), ("parallel-frames", "2")]);
+    for i in 0..8u64 {
+        h.push(buffer_of(&x, i, false)).unwrap();
+        let mut tags = gst::TagList::new();
+        tags.get_mut()
+            .unwrap()
+            .add::<gst::tags::Bitrate>(&(1000 + i as u32), gst::TagMergeMode::Replace);
+        assert!(h.push_event(gst::event::Tag::new(tags)));
+    }
+    let out = pull_all(&mut h, 8);
+    let want = bytes(&out[0]);
+    for (i, b) in out.iter().enumerate() {
+        assert_eq!(b.pts(), Some(gst::ClockTime::from_mseconds(i as u64 * 33)));
+        assert_eq!(bytes(b), want, "frame {i}");
+    }
+    let mut bitrates = Vec::new();
+    while let Some(ev) = h.try_pull_event() {
+        if let gst::EventView::Tag(t) = ev.view()
+            && let Some(b) = t.tag().get::<gst::tags::Bitrate>()
+        {
+            bitrates.push(b.get());
+        }
+    }
+    // Sticky: consecutive tags may merge into the newest; the last one always arrives.
+    assert_eq!(bitrates.last(), Some(&1007), "{bitrates:?}");
+}
+
 #[test]
 fn parallel_frames_through_a_pipeline_with_flow_and_a_model_swap() {
     let n = run_pipeline(&format!(
