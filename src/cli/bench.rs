@@ -238,7 +238,8 @@ fn bench_element(
     let pipeline = gst::Pipeline::new();
     pipeline.add_many([appsrc.upcast_ref(), &st, &sink])?;
     gst::Element::link_many([appsrc.upcast_ref(), &st, &sink])?;
-    // Time from the first output frame to the last: excludes model load and the probe.
+    // Time from the first output frame to the last: excludes model load and the first
+    // inference's warm-up.
     let stamps = std::sync::Arc::new(std::sync::Mutex::new(Vec::with_capacity(
         frames as usize + 3,
     )));
