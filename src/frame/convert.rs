@@ -44,6 +44,27 @@ pub fn pack(
     format: TensorFormat,
 ) -> Result<(), FrameError> {
     check_tensor(dst.len(), width, height, src.width(), src.height())?;
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2.
+        unsafe { pack_avx2(src, dst, width, height, format) };
+        return Ok(());
+    }
+    pack_any(src, dst, width, height, format);
+    Ok(())
+}
+
+/// [`pack_any`] compiled for AVX2 (about a third faster): Rust's float arithmetic and
+/// conversions mean the same on every instruction set, and it fuses no multiply-add, so the
+/// tensor is the same to the bit.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn pack_avx2(src: &Frame<'_>, dst: &mut [f32], width: usize, height: usize, format: TensorFormat) {
+    pack_any(src, dst, width, height, format);
+}
+
+#[inline(always)]
+fn pack_any(src: &Frame<'_>, dst: &mut [f32], width: usize, height: usize, format: TensorFormat) {
     let off = channel_offsets(src.format().rgb_offsets(), format.order);
     let (scale, offset) = format.range.from_byte();
     match (src.format().bytes_per_pixel(), format.layout) {
@@ -53,7 +74,6 @@ pub fn pack(
         (_, Layout::Nhwc) => pack_interleaved::<4>(src, dst, width, height, off, scale, offset),
         _ => unreachable!("bytes per pixel is 3 or 4"),
     }
-    Ok(())
 }
 
 #[inline(always)]
@@ -162,16 +182,47 @@ pub fn unpack(
     strength: f32,
 ) -> Result<usize, FrameError> {
     check_tensor(src.len(), width, height, dst.width(), dst.height())?;
+    let s = strength.clamp(0.0, 1.0);
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2.
+        return Ok(unsafe { unpack_avx2(src, width, height, format, dst, s) });
+    }
+    Ok(unpack_any(src, width, height, format, dst, s))
+}
+
+/// [`unpack_any`] compiled for AVX2; the same bytes (see [`pack_avx2`]).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn unpack_avx2(
+    src: &[f32],
+    width: usize,
+    height: usize,
+    format: TensorFormat,
+    dst: &mut FrameMut<'_>,
+    s: f32,
+) -> usize {
+    unpack_any(src, width, height, format, dst, s)
+}
+
+#[inline(always)]
+fn unpack_any(
+    src: &[f32],
+    width: usize,
+    height: usize,
+    format: TensorFormat,
+    dst: &mut FrameMut<'_>,
+    s: f32,
+) -> usize {
     let off = channel_offsets(dst.format().rgb_offsets(), format.order);
     let (scale, offset) = format.range.to_byte();
-    let s = strength.clamp(0.0, 1.0);
-    Ok(match (dst.format().bytes_per_pixel(), format.layout) {
+    match (dst.format().bytes_per_pixel(), format.layout) {
         (3, Layout::Nchw) => unpack_planar::<3>(src, width, height, dst, off, scale, offset, s),
         (4, Layout::Nchw) => unpack_planar::<4>(src, width, height, dst, off, scale, offset, s),
         (3, Layout::Nhwc) => unpack_interleaved::<3>(src, width, dst, off, scale, offset, s),
         (_, Layout::Nhwc) => unpack_interleaved::<4>(src, width, dst, off, scale, offset, s),
         _ => unreachable!("bytes per pixel is 3 or 4"),
-    })
+    }
 }
 
 /// 1 for NaN and ±infinity, else 0: a compare the unpack loops vectorise.

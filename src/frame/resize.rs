@@ -104,13 +104,32 @@ impl Resizer {
         }
         let (sw, sh, dw, dh) = (src.width(), src.height(), dst.width(), dst.height());
         self.prepare(sw, sh, dw, dh);
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU has AVX2.
+            unsafe { self.run_avx2(src, dst) };
+            return Ok(());
+        }
+        self.run_any(src, dst);
+        Ok(())
+    }
+
+    /// [`Self::run_any`] compiled for AVX2: the same integer arithmetic, so the same bytes.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    fn run_avx2(&mut self, src: &Frame<'_>, dst: &mut FrameMut<'_>) {
+        self.run_any(src, dst);
+    }
+
+    #[inline(always)]
+    fn run_any(&mut self, src: &Frame<'_>, dst: &mut FrameMut<'_>) {
         match src.format().bytes_per_pixel() {
             3 => self.run::<3>(src, dst),
             _ => self.run::<4>(src, dst),
         }
-        Ok(())
     }
 
+    #[inline(always)]
     fn run<const BPP: usize>(&mut self, src: &Frame<'_>, dst: &mut FrameMut<'_>) {
         let (sw, sh, dw, dh) = (src.width(), src.height(), dst.width(), dst.height());
         let need_h = sw != dw;
