@@ -368,6 +368,18 @@ struct State {
     reset_history: bool,
 }
 
+impl State {
+    /// Ends the worker and waits for it: closing the job channel (with the rest of the
+    /// state) ends it after the frame it is on.
+    fn shut_down(mut self) {
+        let handle = self.worker.take();
+        drop(self);
+        if let Some(h) = handle {
+            let _ = h.join();
+        }
+    }
+}
+
 #[derive(Default)]
 pub struct StyleTransfer {
     settings: Mutex<Settings>,
@@ -441,9 +453,7 @@ fn unit_main(mut stylizer: Stylizer, jobs: Receiver<UnitJob>, done: Sender<UnitD
                 format,
                 reply,
             } => {
-                let (iw, ih) = stylizer.inference_size_for(width, height);
-                let _ =
-                    reply.send(check_frames(&stylizer, width, height, format).map(|()| iw * ih));
+                let _ = reply.send(check_frames(&stylizer, width, height, format));
             }
             UnitJob::Swap(s) => stylizer = *s,
         }
@@ -797,17 +807,15 @@ impl Worker {
     }
 }
 
-/// Whether the model can take frames of this size and format, without running it: a run
-/// here would cost the stream a whole extra inference at every start (0.5 s for 720p on
-/// two CPU cores), and the first frame runs it anyway. What only a run can show (a graph
-/// that fails on these shapes) fails that first frame with the reason.
-fn check_frames(s: &Stylizer, w: usize, h: usize, format: PixelFormat) -> Result<(), String> {
-    OwnedFrame::new(w, h, format).map_err(|e| e.to_string())?;
+/// Whether frames of this size and format can be held, and the number of pixels the model
+/// runs on for them, without running it: a run here would cost the stream a whole extra
+/// inference at every start (0.5 s for 720p on two CPU cores), and the first frame runs it
+/// anyway. What only a run can show (a graph that fails on these shapes) fails that first
+/// frame with the reason.
+fn check_frames(s: &Stylizer, w: usize, h: usize, format: PixelFormat) -> Result<usize, String> {
+    crate::frame::packed_len(w, h, format).map_err(|e| e.to_string())?;
     let (iw, ih) = s.inference_size_for(w, h);
-    if iw == 0 || ih == 0 {
-        return Err(format!("the model would run on {iw}x{ih} pixels"));
-    }
-    Ok(())
+    Ok(iw * ih)
 }
 
 /// Runs the model once on a black frame. NaN or infinite output is no reason to refuse the
@@ -1407,13 +1415,8 @@ impl BaseTransformImpl for StyleTransfer {
         // Invalidate loads still running so they do not swap into a stopped element.
         self.shared.generation.fetch_add(1, Ordering::SeqCst);
         let state = self.state.lock().unwrap().take();
-        if let Some(mut s) = state {
-            let handle = s.worker.take();
-            // Closing the job channel ends the worker after the frame it is on.
-            drop(s);
-            if let Some(h) = handle {
-                let _ = h.join();
-            }
+        if let Some(s) = state {
+            s.shut_down();
         }
         Ok(())
     }
@@ -1642,13 +1645,7 @@ impl StyleTransfer {
             new.live = s.live;
             std::mem::replace(s, new)
         };
-        let handle = {
-            let mut old = old;
-            old.worker.take()
-        };
-        if let Some(h) = handle {
-            let _ = h.join();
-        }
+        old.shut_down();
         gst::info!(
             CAT,
             imp = self,

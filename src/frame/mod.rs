@@ -322,7 +322,11 @@ fn check_geometry(
 
 /// Bytes of a tightly packed frame; an error when it is empty or too large to allocate
 /// (the product overflows, or exceeds what one allocation may hold).
-fn packed_len(width: usize, height: usize, format: PixelFormat) -> Result<usize, FrameError> {
+pub(crate) fn packed_len(
+    width: usize,
+    height: usize,
+    format: PixelFormat,
+) -> Result<usize, FrameError> {
     if width == 0 || height == 0 {
         return Err(FrameError::Empty { width, height });
     }
