@@ -191,13 +191,20 @@ impl Settings {
     }
 
     /// Loads one copy of the model per inference unit: `parallel-frames`, or for 0 (auto)
-    /// one until the frame size is known (`auto_units` then decides).
+    /// what `initial_units` expects until the frame size is known (`auto_units` then
+    /// decides, and the model is reloaded only if that differs).
     fn load_units(&self) -> Result<(Vec<Stylizer>, PathBuf), String> {
-        self.load_n_units(self.parallel_frames.max(1) as usize)
+        let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
+        let n = match self.parallel_frames {
+            0 => initial_units(self.provider, self.threads, cores),
+            n => n as usize,
+        };
+        self.load_n_units(n)
     }
 
-    /// Loads `n` copies of the model. Units share the cores: unless `threads` is set, each
-    /// gets cores / n threads.
+    /// Loads `n` copies of the model, at the same time (each load is mostly one thread's
+    /// work: two take as long as one on two cores). Units share the cores: unless `threads`
+    /// is set, each gets cores / n threads.
     fn load_n_units(&self, n: usize) -> Result<(Vec<Stylizer>, PathBuf), String> {
         let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
         let threads = if self.threads > 0 {
@@ -207,12 +214,38 @@ impl Settings {
         } else {
             0
         };
-        let (first, path) = self.load_with(threads)?;
-        let mut units = vec![first];
-        for _ in 1..n {
-            units.push(self.load_with(threads)?.0);
-        }
-        Ok((units, path))
+        std::thread::scope(|scope| {
+            let others: Vec<_> = (1..n)
+                .map(|_| scope.spawn(|| self.load_with(threads)))
+                .collect();
+            let (first, path) = self.load_with(threads)?;
+            let mut units = vec![first];
+            for other in others {
+                let loaded = other
+                    .join()
+                    .map_err(|_| "loading a copy of the model panicked".to_string())??;
+                units.push(loaded.0);
+            }
+            Ok((units, path))
+        })
+    }
+}
+
+/// Units `parallel-frames=0` loads before the frame size is known: the two one-thread units
+/// that `auto_units` picks for small frames where the model is sure to run on the CPU (most
+/// inputs made cheap enough to run on a CPU are small), so that they need no reload once
+/// caps arrive; else one. Large frames on the CPU then reload once into one unit on every
+/// core, a cost that is small next to one large frame's inference.
+fn initial_units(provider: ProviderProp, threads: u32, cores: usize) -> usize {
+    let on_cpu = match provider {
+        ProviderProp::Cpu => true,
+        ProviderProp::Auto => !crate::engine::gpu_visible(),
+        _ => false,
+    };
+    if threads == 0 {
+        auto_units(on_cpu, cores, 0)
+    } else {
+        1
     }
 }
 
@@ -1784,5 +1817,19 @@ mod tests {
         // One core, or a GPU: one.
         assert_eq!(auto_units(true, 1, 160 * 68), 1);
         assert_eq!(auto_units(false, 16, 160 * 68), 1);
+    }
+
+    #[test]
+    fn auto_parallel_frames_starts_with_the_small_frame_layout_only_where_the_cpu_runs_it() {
+        assert_eq!(initial_units(ProviderProp::Cpu, 0, 2), 2);
+        assert_eq!(initial_units(ProviderProp::Cpu, 0, 1), 1);
+        // A thread count set by hand: one unit until the frame size is known.
+        assert_eq!(initial_units(ProviderProp::Cpu, 2, 2), 1);
+        assert_eq!(initial_units(ProviderProp::Cuda, 0, 16), 1);
+        assert_eq!(initial_units(ProviderProp::TensorRt, 0, 16), 1);
+        assert_eq!(
+            initial_units(ProviderProp::Auto, 0, 2),
+            if crate::engine::gpu_visible() { 1 } else { 2 }
+        );
     }
 }
