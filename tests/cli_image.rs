@@ -329,3 +329,36 @@ fn missing_onnx_runtime_names_the_setup_command() {
         "{err}"
     );
 }
+
+/// The shipped fp32 models store their last convolution in a space-to-depth form
+/// (scripts/optimize_onnx.py); their fp16 twins keep the plain convolution. Both must give the
+/// same picture, up to fp16 rounding, at a size whose padded input is not square.
+#[test]
+fn shipped_fp32_models_match_their_plain_fp16_twins() {
+    let dir = tempfile::tempdir().unwrap();
+    let models = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models");
+    for name in ["starry_night", "wave_crop", "composition_vii"] {
+        let mut pictures = Vec::new();
+        for file in [format!("{name}.onnx"), format!("{name}.fp16.onnx")] {
+            let out = dir.path().join(format!("{file}.png"));
+            stylize()
+                .arg("image")
+                .arg(data().join("input.png"))
+                .arg(&out)
+                .arg("--model")
+                .arg(models.join(&file))
+                .args(["--provider", "cpu"])
+                .assert()
+                .success();
+            pictures.push(load_rgb(&out).2);
+        }
+        let mad = mean_abs_diff(&pictures[0], &pictures[1]);
+        let max = pictures[0]
+            .iter()
+            .zip(&pictures[1])
+            .map(|(a, b)| a.abs_diff(*b))
+            .max()
+            .unwrap();
+        assert!(mad < 0.5 && max <= 4, "{name}: mean {mad}, max {max}");
+    }
+}

@@ -427,7 +427,7 @@ pub(crate) fn video_encoder(
             );
             if cpu_bound {
                 // x264enc's own `trellis` property (default on) overrides the preset, which
-                // turns trellis quantisation off at `superfast`. It took a third of the
+                // turns trellis quantisation off at `superfast`. It took a quarter of the
                 // encoder's time (bigbuckbunny.mp4 at 640x360: 0.49 against 0.36 s of CPU for
                 // 132 frames) for a file 1.3 % smaller.
                 e.set_property("trellis", false);
