@@ -199,13 +199,14 @@ impl Settings {
             0 => initial_units(self.provider, self.threads, cores),
             n => n as usize,
         };
-        self.load_n_units(n)
+        self.load_n_units(n, true)
     }
 
-    /// Loads `n` copies of the model, at the same time (each load is mostly one thread's
-    /// work: two take as long as one on two cores). Units share the cores: unless `threads`
-    /// is set, each gets cores / n threads.
-    fn load_n_units(&self, n: usize) -> Result<(Vec<Stylizer>, PathBuf), String> {
+    /// Loads `n` copies of the model, all at once when `together` (each load is mostly one
+    /// thread's work: two take as long as one on two cores; for loads nothing waits behind,
+    /// not for a model swap while frames flow, which must leave the stream its cores). Units
+    /// share the cores: unless `threads` is set, each gets cores / n threads.
+    fn load_n_units(&self, n: usize, together: bool) -> Result<(Vec<Stylizer>, PathBuf), String> {
         let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
         let threads = if self.threads > 0 {
             self.threads as usize
@@ -214,6 +215,14 @@ impl Settings {
         } else {
             0
         };
+        if !together {
+            let (first, path) = self.load_with(threads)?;
+            let mut units = vec![first];
+            for _ in 1..n {
+                units.push(self.load_with(threads)?.0);
+            }
+            return Ok((units, path));
+        }
         std::thread::scope(|scope| {
             let others: Vec<_> = (1..n)
                 .map(|_| scope.spawn(|| self.load_with(threads)))
@@ -934,8 +943,9 @@ impl StyleTransfer {
     /// it in when it is ready and proven on the current frame size.
     fn reload(&self) {
         let settings = self.settings.lock().unwrap().clone();
-        let swaps = match self.state.lock().unwrap().as_ref() {
-            Some(s) => s.swaps.clone(),
+        // As many copies as run now (the worker only takes a swap that fits its units).
+        let (swaps, units) = match self.state.lock().unwrap().as_ref() {
+            Some(s) => (s.swaps.clone(), s.window - 1),
             None => return, // not running: the next start loads it
         };
         let generation = self.shared.generation.fetch_add(1, Ordering::SeqCst) + 1;
@@ -944,14 +954,16 @@ impl StyleTransfer {
         let spawned = std::thread::Builder::new()
             .name("styletransfer-load".into())
             .spawn(move || {
-                let result = settings.load_units().and_then(|(mut units, path)| {
-                    if let Some((w, h, f)) = *shared.frame_size.lock().unwrap() {
-                        probe(&mut units[0], w, h, f).map_err(|e| {
-                            format!("{} cannot take {w}x{h} {f} frames: {e}", path.display())
-                        })?;
-                    }
-                    Ok((units, path))
-                });
+                let result = settings
+                    .load_n_units(units, false)
+                    .and_then(|(mut units, path)| {
+                        if let Some((w, h, f)) = *shared.frame_size.lock().unwrap() {
+                            probe(&mut units[0], w, h, f).map_err(|e| {
+                                format!("{} cannot take {w}x{h} {f} frames: {e}", path.display())
+                            })?;
+                        }
+                        Ok((units, path))
+                    });
                 match result {
                     Ok((stylizers, path)) => {
                         gst::info!(CAT, obj = element, "model {} loaded", path.display());
@@ -1665,7 +1677,7 @@ impl StyleTransfer {
             return Ok(());
         }
         let t = Instant::now();
-        let (stylizers, path) = settings.load_n_units(want)?;
+        let (stylizers, path) = settings.load_n_units(want, true)?;
         let mut new = self.spawn_worker(stylizers)?;
         // A model load still running was asked for with settings this load already has.
         self.shared.generation.fetch_add(1, Ordering::SeqCst);
