@@ -252,9 +252,17 @@ impl GuidedUpsampler {
     }
 }
 
+/// Pixels per chunk of `apply_row`: a chunk's planes stay in L1.
+const CHUNK: usize = 64;
+
 /// One full-resolution row: `q = base + gain · (luma − low-resolution luma)`, mixed into the
 /// row by `s`. `r0` and `r1` hold the planes (base ×3, gain ×3, luma) of the low-resolution
 /// rows above and below, widened; `wy` is the weight of the one below.
+///
+/// A chunk of pixels at a time, in three passes: the bytes into three float planes, the
+/// arithmetic over contiguous floats (which the compiler vectorises), the results back into
+/// bytes. Every value goes through the same operations in the same order as one pixel at a
+/// time, so the bytes are the same.
 #[inline(always)]
 fn apply_row<const BPP: usize>(
     row: &mut [u8],
@@ -265,22 +273,42 @@ fn apply_row<const BPP: usize>(
     lw_: [f32; 3],
     s: f32,
 ) {
-    let u: [&[f32]; PLANES] = std::array::from_fn(|k| &r0[k * fw..(k + 1) * fw]);
-    let d: [&[f32]; PLANES] = std::array::from_fn(|k| &r1[k * fw..(k + 1) * fw]);
-    let lerp = |k: usize, x: usize| {
-        let a = u[k][x];
-        a + wy * (d[k][x] - a)
-    };
     let row = &mut row[..fw * BPP];
-    for (x, px) in row.chunks_exact_mut(BPP).enumerate() {
-        let (r, g, b) = (px[0] as f32, px[1] as f32, px[2] as f32);
-        let detail = lw_[0] * r + lw_[1] * g + lw_[2] * b - lerp(6, x);
-        let q0 = lerp(0, x) + lerp(3, x) * detail;
-        let q1 = lerp(1, x) + lerp(4, x) * detail;
-        let q2 = lerp(2, x) + lerp(5, x) * detail;
-        px[0] = to_byte(r + s * (q0.clamp(0.0, 255.0) - r));
-        px[1] = to_byte(g + s * (q1.clamp(0.0, 255.0) - g));
-        px[2] = to_byte(b + s * (q2.clamp(0.0, 255.0) - b));
+    let mut rgb = [[0f32; CHUNK]; 3];
+    for (c, pixels) in row.chunks_mut(CHUNK * BPP).enumerate() {
+        let x0 = c * CHUNK;
+        let n = pixels.len() / BPP;
+        for (i, px) in pixels.chunks_exact(BPP).enumerate() {
+            rgb[0][i] = px[0] as f32;
+            rgb[1][i] = px[1] as f32;
+            rgb[2][i] = px[2] as f32;
+        }
+        #[inline(always)]
+        fn plane(r: &[f32], k: usize, fw: usize, x0: usize, n: usize) -> &[f32] {
+            &r[k * fw + x0..k * fw + x0 + n]
+        }
+        let (u6, d6) = (plane(r0, 6, fw, x0, n), plane(r1, 6, fw, x0, n));
+        let mut detail = [0f32; CHUNK];
+        for i in 0..n {
+            let li = u6[i] + wy * (d6[i] - u6[i]);
+            detail[i] = lw_[0] * rgb[0][i] + lw_[1] * rgb[1][i] + lw_[2] * rgb[2][i] - li;
+        }
+        for (ch, v) in rgb.iter_mut().enumerate() {
+            let (ub, db) = (plane(r0, ch, fw, x0, n), plane(r1, ch, fw, x0, n));
+            let (ug, dg) = (plane(r0, 3 + ch, fw, x0, n), plane(r1, 3 + ch, fw, x0, n));
+            for i in 0..n {
+                let base = ub[i] + wy * (db[i] - ub[i]);
+                let gain = ug[i] + wy * (dg[i] - ug[i]);
+                let q = base + gain * detail[i];
+                let x = v[i];
+                v[i] = x + s * (q.clamp(0.0, 255.0) - x);
+            }
+        }
+        for (i, px) in pixels.chunks_exact_mut(BPP).enumerate() {
+            px[0] = to_byte(rgb[0][i]);
+            px[1] = to_byte(rgb[1][i]);
+            px[2] = to_byte(rgb[2][i]);
+        }
     }
 }
 
