@@ -215,16 +215,9 @@ impl Settings {
         } else {
             0
         };
-        if !together {
-            let (first, path) = self.load_with(threads)?;
-            let mut units = vec![first];
-            for _ in 1..n {
-                units.push(self.load_with(threads)?.0);
-            }
-            return Ok((units, path));
-        }
         std::thread::scope(|scope| {
             let others: Vec<_> = (1..n)
+                .filter(|_| together)
                 .map(|_| scope.spawn(|| self.load_with(threads)))
                 .collect();
             let (first, path) = self.load_with(threads)?;
@@ -234,6 +227,10 @@ impl Settings {
                     .join()
                     .map_err(|_| "loading a copy of the model panicked".to_string())??;
                 units.push(loaded.0);
+            }
+            // Not together: the rest one after the other, here.
+            while units.len() < n {
+                units.push(self.load_with(threads)?.0);
             }
             Ok((units, path))
         })
