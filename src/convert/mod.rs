@@ -790,8 +790,8 @@ pub fn convert(
     // hands it to the model, and the encoder's. Without the two short queues the decoder's
     // thread also converted and encoded every frame, a serial chain that the model's threads
     // waited on: with a cheap model on 2 cores (bikes.mp4 at inference scale 0.25) the cores
-    // were 83 % busy; with the queues (and the decoder's threads below) 89 %, for 10-14 % less
-    // wall time.
+    // were 83 % busy; with the queues (and the decoder's threads below) 89 %, for about 10 %
+    // less wall time.
     let mut video_chain = vec![short_queue()?, flip, scale.clone(), size_caps];
     let style = make("styletransfer")?;
     for (k, v) in &options.style.properties {
