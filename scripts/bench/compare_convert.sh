@@ -21,6 +21,9 @@
 #   VIDEO_DIR     clips to use (default /work/shared/data/video)
 #   MODEL         default models/starry_night.onnx
 #   CONFIGS       default "1 0.5@640 0.25@640"
+#   ROUNDS        rounds per clip and configuration (default 1); each round runs
+#                 python, stylize, stylize, python. More rounds steady the means on a
+#                 noisy machine (runs of one tool have differed by 40 % here)
 #   FRAME_LIMITS  space-separated CLIPNAME@CONFIG=N: pass --frames N to both
 #                 tools for that clip and configuration, e.g. "bigbuckbunny@1=40"
 #   VENV          Python venv with scripts/bench/requirements.txt
@@ -35,6 +38,7 @@ VIDEO_DIR=${VIDEO_DIR:-/work/shared/data/video}
 MODEL=${MODEL:-models/starry_night.onnx}
 CONFIGS=${CONFIGS:-"1 0.5@640 0.25@640"}
 FRAME_LIMITS=${FRAME_LIMITS:-}
+ROUNDS=${ROUNDS:-1}
 VENV=${VENV:-$ROOT/.cache/venv-bench}
 OUT_DIR=${OUT_DIR:-/tmp/stylize-bench}
 STYLIZE=${STYLIZE:-$ROOT/target/release/stylize}
@@ -165,17 +169,19 @@ for clip in "${clips[@]}"; do
     for config in $CONFIGS; do
         n=$(limit "$name" "$config")
         echo "# == $name, $config${n:+, --frames $n}" >&2
-        run_one python "$clip" "$name" "$config" "$n" 1
-        run_one stylize "$clip" "$name" "$config" "$n" 1
-        run_one stylize "$clip" "$name" "$config" "$n" 2
-        run_one python "$clip" "$name" "$config" "$n" 2
+        for ((r = 0; r < ROUNDS; r++)); do
+            run_one python "$clip" "$name" "$config" "$n" $((2 * r + 1))
+            run_one stylize "$clip" "$name" "$config" "$n" $((2 * r + 1))
+            run_one stylize "$clip" "$name" "$config" "$n" $((2 * r + 2))
+            run_one python "$clip" "$name" "$config" "$n" $((2 * r + 2))
+        done
     done
 done
 end=$(now)
 
 echo
-echo "# fps: frames / the tool's own wall time, mean of 2 runs each (python, stylize, stylize, python)"
-echo "# ratio = stylize fps / python fps; proc: frames / whole-process wall time"
+echo "# fps: frames / the tool's own wall time, mean of $((2 * ROUNDS)) runs each (rounds of python, stylize, stylize, python)"
+echo "# ratio = stylize fps / python fps (of the means; 'median ratio' of the medians); proc: frames / whole-process wall time"
 "$PY" - "$RESULTS" "$FRAME_LIMITS" <<'EOF'
 import csv, sys
 from collections import defaultdict
@@ -192,7 +198,12 @@ for name, scale, tool, run, frames, fps, proc_s, out_frames in rows:
 def mean(xs):
     return sum(xs) / len(xs)
 
-hdr = ["clip", "config", "frames", "python fps", "stylize fps", "ratio",
+def median(xs):
+    xs = sorted(xs)
+    m = len(xs) // 2
+    return xs[m] if len(xs) % 2 else (xs[m - 1] + xs[m]) / 2
+
+hdr = ["clip", "config", "frames", "python fps", "stylize fps", "ratio", "median ratio",
        "python runs", "stylize runs", "py proc fps", "st proc fps", "proc ratio", "out frames py/st"]
 table = []
 for name, scale in order:
@@ -204,6 +215,7 @@ for name, scale in order:
     table.append([
         name, f"scale {scale}", "/".join(map(str, frames)),
         f"{pf:.3f}", f"{sf:.3f}", f"{sf / pf:.2f}x",
+        f"{median([r[1] for r in s]) / median([r[1] for r in p]):.2f}x",
         " ".join(f"{r[1]:.3f}" for r in p), " ".join(f"{r[1]:.3f}" for r in s),
         f"{ppf:.3f}", f"{spf:.3f}", f"{spf / ppf:.2f}x",
         "/".join(sorted({str(r[3]) for r in p})) + " / " + "/".join(sorted({str(r[3]) for r in s})),
