@@ -14,22 +14,8 @@ use std::time::Instant;
 
 use gst::prelude::*;
 
-/// Resident memory in MB, threads and open file descriptors of this process.
-fn usage() -> (f64, usize, usize) {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let rss_kb: f64 = status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0);
-    let count = |dir: &str| std::fs::read_dir(dir).map_or(0, |d| d.count());
-    (
-        rss_kb / 1024.0,
-        count("/proc/self/task"),
-        count("/proc/self/fd"),
-    )
-}
+mod common;
+use common::Usage;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
@@ -62,7 +48,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .ok_or("no sink pad")?
         .add_probe(gst::PadProbeType::BUFFER, move |_, _| {
             if s2.fetch_add(1, Ordering::Relaxed) + 1 == 1_000.min(frames) {
-                *e2.lock().unwrap() = Some(usage());
+                *e2.lock().unwrap() = Some(Usage::now());
             }
             gst::PadProbeReturn::Ok
         });
@@ -80,25 +66,25 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             _ => {}
         }
     }
-    let end = usage();
+    let end = Usage::now();
     pipeline.set_state(gst::State::Null)?;
-    let after_null = usage();
-    let early = early.lock().unwrap().unwrap_or((0.0, 0, 0));
+    let after_null = Usage::now();
+    let early = early.lock().unwrap().unwrap_or_default();
     let out = serde_json::json!({
         "frames_in": frames,
         "frames_out": seen.load(Ordering::Relaxed),
         "seconds": start.elapsed().as_secs_f64(),
         "temporal": temporal,
         "model": model,
-        "rss_mb_at_1000": early.0,
-        "rss_mb_at_end": end.0,
-        "rss_growth_mb": end.0 - early.0,
-        "threads_at_1000": early.1,
-        "threads_at_end": end.1,
-        "threads_after_null": after_null.1,
-        "fds_at_1000": early.2,
-        "fds_at_end": end.2,
-        "fds_after_null": after_null.2,
+        "rss_mb_at_1000": early.rss_mb,
+        "rss_mb_at_end": end.rss_mb,
+        "rss_growth_mb": end.rss_mb - early.rss_mb,
+        "threads_at_1000": early.threads,
+        "threads_at_end": end.threads,
+        "threads_after_null": after_null.threads,
+        "fds_at_1000": early.fds,
+        "fds_at_end": end.fds,
+        "fds_after_null": after_null.fds,
         "error": error,
     });
     println!("{}", serde_json::to_string_pretty(&out)?);

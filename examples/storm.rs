@@ -22,27 +22,13 @@ use std::time::{Duration, Instant};
 use gst::prelude::*;
 use serde_json::json;
 
+mod common;
+use common::Usage;
+
 type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
 
 const MODEL_A: &str = "tests/data/models/gan_pm1_mult8.onnx";
 const MODEL_B: &str = "tests/data/models/nhwc_unit_fp16.onnx";
-
-/// Resident memory in MB, threads and open file descriptors of this process.
-fn usage() -> serde_json::Value {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let rss_kb: f64 = status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0);
-    let count = |dir: &str| std::fs::read_dir(dir).map_or(0, |d| d.count());
-    json!({
-        "rss_mb": (rss_kb / 1024.0 * 100.0).round() / 100.0,
-        "threads": count("/proc/self/task"),
-        "fds": count("/proc/self/fd"),
-    })
-}
 
 fn step_timeout() -> Duration {
     let secs = std::env::var("STORM_TIMEOUT")
@@ -72,7 +58,7 @@ impl Watchdog {
                         "storm": storm,
                         "hang": what,
                         "seconds_without_progress": since.elapsed().as_secs_f64(),
-                        "usage": usage(),
+                        "usage": Usage::now().json(),
                     });
                     println!("{}", serde_json::to_string_pretty(&report).unwrap());
                     eprintln!("storm {storm}: HANG at {what}");
@@ -137,14 +123,14 @@ fn cycles(n: u64) -> Result<bool> {
          styletransfer name=st provider=cpu threads=1 model={MODEL_A} ! fakesink"
     ))?;
     let st = by_name(&p, "st")?;
-    let before = usage();
+    let before = Usage::now().json();
     let (mut first, mut warm) = (before.clone(), before.clone());
     let t = Instant::now();
     let mut worst = Duration::ZERO;
     for i in 0..n {
         match i {
-            1 => first = usage(),
-            10 => warm = usage(),
+            1 => first = Usage::now().json(),
+            10 => warm = Usage::now().json(),
             _ => {}
         }
         let c = Instant::now();
@@ -173,7 +159,7 @@ fn cycles(n: u64) -> Result<bool> {
         "usage_before_first_start": before,
         "usage_after_1_cycle": first,
         "usage_after_10_cycles": warm,
-        "usage_end": usage(),
+        "usage_end": Usage::now().json(),
         "hang": null,
     });
     println!("{}", serde_json::to_string_pretty(&report)?);
@@ -196,7 +182,7 @@ fn swaps(n: u64) -> Result<bool> {
         std::fs::canonicalize(MODEL_A)?,
         std::fs::canonicalize(MODEL_B)?,
     ];
-    let start = usage();
+    let start = Usage::now().json();
     let t = Instant::now();
     dog.at("to PLAYING");
     p.set_state(gst::State::Playing)?;
@@ -206,7 +192,7 @@ fn swaps(n: u64) -> Result<bool> {
     let mut warm = start.clone();
     for i in 0..n {
         if i == 10 {
-            warm = usage();
+            warm = Usage::now().json();
         }
         let want = &models[(i as usize + 1) % 2];
         let s = Instant::now();
@@ -232,7 +218,7 @@ fn swaps(n: u64) -> Result<bool> {
     dog.at("EOS after the swaps");
     p.send_event(gst::event::Eos::new());
     wait_eos(&p, &dog, "swaps")?;
-    let end = usage();
+    let end = Usage::now().json();
     p.set_state(gst::State::Null)?;
     let (fi, fo) = (
         frames_in.load(Ordering::SeqCst),
@@ -253,7 +239,7 @@ fn swaps(n: u64) -> Result<bool> {
         "usage_before_playing": start,
         "usage_after_10_swaps": warm,
         "usage_end": end,
-        "usage_after_null": usage(),
+        "usage_after_null": Usage::now().json(),
     });
     println!("{}", serde_json::to_string_pretty(&report)?);
     Ok(fi == fo)
@@ -354,7 +340,7 @@ fn compare(
 /// models) in this process at once.
 fn tee(frames: u64) -> Result<bool> {
     let dog = Watchdog::start("tee");
-    let start = usage();
+    let start = Usage::now().json();
     let t = Instant::now();
     dog.at("reference A");
     let ref_a = reference(MODEL_A, frames, &dog)?;
@@ -398,7 +384,7 @@ fn tee(frames: u64) -> Result<bool> {
         "all_bit_exact": ok,
         "seconds": t.elapsed().as_secs_f64(),
         "usage_start": start,
-        "usage_end": usage(),
+        "usage_end": Usage::now().json(),
     });
     println!("{}", serde_json::to_string_pretty(&report)?);
     Ok(ok)
