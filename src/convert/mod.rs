@@ -401,16 +401,6 @@ pub(crate) fn make(factory: &str) -> Result<gst::Element, ConvertError> {
     })
 }
 
-/// Whether the model will run on the CPU for this provider setting (`auto` without a visible
-/// GPU), so that the encoder competes with it for the cores.
-pub(crate) fn model_on_cpu(provider: &str) -> bool {
-    match provider {
-        "cuda" | "tensorrt" => false,
-        "auto" => !crate::engine::gpu_visible(),
-        _ => true,
-    }
-}
-
 /// The encoder elements for `codec`. `cpu_bound`: the model runs on the CPU, so the encoder
 /// takes a faster preset to leave the cores to it.
 pub(crate) fn video_encoder(
@@ -796,14 +786,6 @@ pub fn convert(
         ),
         None => lock_size(&scale, &size_caps, codec, container, geometry.clone()),
     }
-    let provider = options
-        .style
-        .properties
-        .iter()
-        .find(|(k, _)| k == "provider")
-        .map_or("auto", |(_, v)| v.as_str());
-    let cpu_bound = model_on_cpu(provider);
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     // Three threads take turns on each frame: the decoder's, the one that converts it and
     // hands it to the model, and the encoder's. Without the two short queues the decoder's
     // thread also converted and encoded every frame, a serial chain that the model's threads
@@ -815,6 +797,10 @@ pub fn convert(
     for (k, v) in &options.style.properties {
         set_property_checked(&style, k, v).map_err(ConvertError::Options)?;
     }
+    // Whether the model competes with decoding and encoding for the cores.
+    let cpu_bound =
+        crate::Provider::from(style.property::<crate::element::ProviderProp>("provider"))
+            .expects_cpu();
     if style.property::<f64>("inference-scale") < 1.0 {
         // The model sees a smaller copy and the guided upsampler only the luma, so the
         // chroma's interpolation filter changes nothing worth its cost: replicating 4:2:0
@@ -957,6 +943,7 @@ pub fn convert(
                 return;
             }
             if cpu_bound && element.find_property("max-threads").is_some() {
+                let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
                 // libav's frame threads hand each frame between threads many times (row by
                 // row, for the references), and the thread that feeds them waits at each
                 // frame: with the model on every core that is CPU and waiting for no speed

@@ -243,13 +243,8 @@ impl Settings {
 /// caps arrive; else one. Large frames on the CPU then reload once into one unit on every
 /// core, a cost that is small next to one large frame's inference.
 fn initial_units(provider: ProviderProp, threads: u32, cores: usize) -> usize {
-    let on_cpu = match provider {
-        ProviderProp::Cpu => true,
-        ProviderProp::Auto => !crate::engine::gpu_visible(),
-        _ => false,
-    };
     if threads == 0 {
-        auto_units(on_cpu, cores, 0)
+        auto_units(crate::Provider::from(provider).expects_cpu(), cores, 0)
     } else {
         1
     }

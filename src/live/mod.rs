@@ -349,7 +349,7 @@ fn sink_chain(sink: &SinkSpec) -> Result<Vec<gst::Element>, LiveError> {
             let encoder = crate::convert::video_encoder(
                 codec,
                 Rate::Quality(codec.default_quality()),
-                crate::convert::model_on_cpu("auto"),
+                crate::Provider::Auto.expects_cpu(),
             )
             .map_err(|e| LiveError::Sink(e.to_string()))?;
             if let Some(e) = encoder.first()
