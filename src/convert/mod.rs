@@ -797,10 +797,13 @@ pub fn convert(
     for (k, v) in &options.style.properties {
         set_property_checked(&style, k, v).map_err(ConvertError::Options)?;
     }
-    // Whether the model competes with decoding and encoding for the cores.
-    let cpu_bound =
-        crate::Provider::from(style.property::<crate::element::ProviderProp>("provider"))
-            .expects_cpu();
+    // Whether the model competes with decoding and encoding for the cores. Read by the
+    // enum's nick, not as this crate's enum type: with GST_PLUGIN_PATH also holding the
+    // plugin, the element and its enum type may come from there.
+    let cpu_bound = gst::glib::EnumValue::from_value(&style.property_value("provider"))
+        .and_then(|(_, v)| v.nick().parse::<crate::Provider>().ok())
+        .unwrap_or_default()
+        .expects_cpu();
     if style.property::<f64>("inference-scale") < 1.0 {
         // The model sees a smaller copy and the guided upsampler only the luma, so the
         // chroma's interpolation filter changes nothing worth its cost: replicating 4:2:0

@@ -139,3 +139,55 @@ fn python_applications_use_it_through_gobject_introspection() {
     );
     assert_eq!(stdout.trim(), "provider=cpu frames=12");
 }
+
+/// The `stylize` binary of this build (`cargo test --workspace` builds it beside the tests).
+fn stylize_bin() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let bin = exe.parent().unwrap().parent().unwrap().join("stylize");
+    assert!(
+        bin.exists(),
+        "{} is missing: run the tests with `cargo test --workspace`",
+        bin.display()
+    );
+    bin
+}
+
+/// The README has users export GST_PLUGIN_PATH for gst-launch; the CLI, which registers the
+/// element itself, must still work with the plugin file on that path (its types exist twice
+/// then: `convert` once panicked reading the element's provider as its own enum type).
+#[test]
+fn the_cli_converts_with_the_plugin_on_gst_plugin_path() {
+    let (dir, env) = plugin_env();
+    let clip = dir.path().join("in.mp4");
+    let out = Command::new("gst-launch-1.0")
+        .args(["-q", "videotestsrc", "num-buffers=10", "!"])
+        .args(["video/x-raw,width=64,height=48,framerate=25/1", "!"])
+        .args(["x264enc", "!", "h264parse", "!", "mp4mux", "!", "filesink"])
+        .arg(format!("location={}", clip.display()))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let result = dir.path().join("out.mp4");
+    for provider in ["cpu", "auto"] {
+        let mut c = Command::new(stylize_bin());
+        c.arg("convert")
+            .arg(&clip)
+            .arg(&result)
+            .args(["--model", &model("models/gan_pm1_mult8.onnx")])
+            .args(["--provider", provider, "--force"]);
+        for (k, v) in &env {
+            c.env(k, v);
+        }
+        let out = c.output().unwrap();
+        assert!(
+            out.status.success(),
+            "--provider {provider}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(result.metadata().unwrap().len() > 0);
+    }
+}
