@@ -1,7 +1,8 @@
 //! The frame path's stages one by one at 640x360, 1280x720 and 1920x1080:
 //! frame -> tensor (pack), tensor -> frame (unpack, with and without strength mix) and the
 //! resampler used for fixed-size models and inference scale, and the guided upsampler of
-//! inference scale 0.25 against the bilinear path it replaces (resize up, then mix).
+//! inference scale 0.25 against the bilinear path it replaces (resize up, then mix), and the
+//! strength mix alone.
 //!
 //!     cargo bench --bench frame
 
@@ -144,9 +145,32 @@ fn bench_upsample(c: &mut Criterion) {
     g.finish();
 }
 
+fn bench_mix(c: &mut Criterion) {
+    let mut g = c.benchmark_group("mix");
+    for (w, h) in SIZES {
+        g.throughput(Throughput::Elements((w * h) as u64));
+        for format in [PixelFormat::Rgbx, PixelFormat::Rgba, PixelFormat::Rgb] {
+            let styled = frame(w, h, format);
+            let mut out = frame(w, h, format);
+            for strength in [1.0f32, 0.5] {
+                g.bench_with_input(
+                    BenchmarkId::new(format!("{format}@{strength}"), format!("{w}x{h}")),
+                    &(),
+                    |b, _| {
+                        b.iter(|| {
+                            mix(&mut out.as_frame_mut(), &styled.as_frame(), strength).unwrap()
+                        })
+                    },
+                );
+            }
+        }
+    }
+    g.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().sample_size(20).warm_up_time(std::time::Duration::from_millis(500)).measurement_time(std::time::Duration::from_secs(2));
-    targets = bench_pack, bench_unpack, bench_resize, bench_upsample
+    targets = bench_pack, bench_unpack, bench_resize, bench_upsample, bench_mix
 }
 criterion_main!(benches);

@@ -361,20 +361,88 @@ pub fn mix(dst: &mut FrameMut<'_>, styled: &Frame<'_>, strength: f32) -> Result<
     }
     let bpp = dst.format().bytes_per_pixel();
     let s = strength.clamp(0.0, 1.0);
+    if s <= 0.0 {
+        return Ok(());
+    }
     for y in 0..dst.height() {
-        let src = styled.row(y);
-        let row = dst.row_mut(y);
-        if s >= 1.0 && bpp == 3 {
-            row.copy_from_slice(src);
-            continue;
-        }
-        for (d, p) in row.chunks_exact_mut(bpp).zip(src.chunks_exact(bpp)) {
-            for (c, &v) in p[..3].iter().enumerate() {
-                put(d, c, v as f32, s);
-            }
+        let (src, row) = (styled.row(y), dst.row_mut(y));
+        match (bpp, s >= 1.0) {
+            (3, true) => row.copy_from_slice(src),
+            (3, false) => mix_row::<false>(row, src, s),
+            (_, true) => copy_colour(row, src),
+            (_, false) => mix_row::<true>(row, src, s),
         }
     }
     Ok(())
+}
+
+/// Bytes of a block that `mix` leaves alone: the fourth of every 4-byte pixel (alpha or
+/// padding, last in every 4-byte format), when `FOUR`.
+const fn kept<const FOUR: bool>() -> [u8; MIX_BLOCK] {
+    let mut m = [0u8; MIX_BLOCK];
+    let mut i = 3;
+    while FOUR && i < MIX_BLOCK {
+        m[i] = 0xFF;
+        i += 4;
+    }
+    m
+}
+
+/// Bytes per block of `mix`, a multiple of 3 and 4 so that whole pixels remain: fixed-size
+/// blocks compile to vector code, where a loop over pixels and their channels did not
+/// (640x360 RGBx: at strength 1 464 µs against 19, at 0.5 800 against 315).
+const MIX_BLOCK: usize = 48;
+
+/// `dst = src` for the colour bytes of a row of 4-byte pixels; the fourth byte stays.
+fn copy_colour(dst: &mut [u8], src: &[u8]) {
+    // 64 bytes, a multiple of 4, were faster here than 48 (19 against 28 µs).
+    const KEEP: [u8; 64] = {
+        let mut m = [0u8; 64];
+        let mut i = 3;
+        while i < 64 {
+            m[i] = 0xFF;
+            i += 4;
+        }
+        m
+    };
+    let mut d = dst.chunks_exact_mut(KEEP.len());
+    let mut s = src.chunks_exact(KEEP.len());
+    for (d, s) in (&mut d).zip(&mut s) {
+        for i in 0..KEEP.len() {
+            d[i] = (d[i] & KEEP[i]) | (s[i] & !KEEP[i]);
+        }
+    }
+    for (d, s) in d
+        .into_remainder()
+        .chunks_exact_mut(4)
+        .zip(s.remainder().chunks_exact(4))
+    {
+        d[..3].copy_from_slice(&s[..3]);
+    }
+}
+
+/// `dst += strength × (src − dst)` for the colour bytes of a row (0 < strength < 1); with
+/// `FOUR` the fourth byte of every 4-byte pixel stays.
+fn mix_row<const FOUR: bool>(dst: &mut [u8], src: &[u8], strength: f32) {
+    let keep: [u8; MIX_BLOCK] = kept::<FOUR>();
+    let one = |d: u8, s: u8| to_byte(d as f32 + strength * (s as f32 - d as f32));
+    let mut d = dst.chunks_exact_mut(MIX_BLOCK);
+    let mut s = src.chunks_exact(MIX_BLOCK);
+    for (d, s) in (&mut d).zip(&mut s) {
+        for i in 0..MIX_BLOCK {
+            d[i] = (d[i] & keep[i]) | (one(d[i], s[i]) & !keep[i]);
+        }
+    }
+    let bpp = if FOUR { 4 } else { 3 };
+    for (d, s) in d
+        .into_remainder()
+        .chunks_exact_mut(bpp)
+        .zip(s.remainder().chunks_exact(bpp))
+    {
+        for c in 0..3 {
+            d[c] = one(d[c], s[c]);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -547,6 +615,76 @@ mod tests {
                     t[at(4, 2, 2)] = 1.0;
                     let mut f = FrameMut::new(&mut buf, w, h, stride, format).unwrap();
                     assert_eq!(unpack(&t, tw, th, fmt, &mut f, strength).unwrap(), 0);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn mix_at_full_strength_copies_colour_and_keeps_alpha() {
+        // Wider than one 64-byte block, and not a multiple of it.
+        const W: usize = 21;
+        for format in PixelFormat::ALL {
+            let bpp = format.bytes_per_pixel();
+            let (mut buf, stride) = pattern(W, 3, 3, format);
+            let orig = buf.clone();
+            let styled = OwnedFrame::from_vec(
+                (0..W * 3 * bpp).map(|i| (i * 89 % 256) as u8).collect(),
+                W,
+                3,
+                format,
+            )
+            .unwrap();
+            let mut f = FrameMut::new(&mut buf, W, 3, stride, format).unwrap();
+            mix(&mut f, &styled.as_frame(), 1.0).unwrap();
+            for y in 0..3 {
+                for x in 0..W {
+                    for c in 0..bpp {
+                        let got = buf[y * stride + x * bpp + c];
+                        let want = if c == 3 {
+                            orig[y * stride + x * bpp + c]
+                        } else {
+                            styled.as_frame().row(y)[x * bpp + c]
+                        };
+                        assert_eq!(got, want, "{format} ({x}, {y}) byte {c}");
+                    }
+                }
+                // The stride's padding is not the frame's.
+                let end = y * stride + W * bpp;
+                assert_eq!(buf[end..end + 3], orig[end..end + 3], "{format}");
+            }
+        }
+    }
+
+    #[test]
+    fn mix_at_half_strength_blends_colour_and_keeps_alpha() {
+        const W: usize = 21;
+        for format in PixelFormat::ALL {
+            let bpp = format.bytes_per_pixel();
+            let (mut buf, stride) = pattern(W, 2, 3, format);
+            let orig = buf.clone();
+            let styled = OwnedFrame::from_vec(
+                (0..W * 2 * bpp).map(|i| (i * 89 % 256) as u8).collect(),
+                W,
+                2,
+                format,
+            )
+            .unwrap();
+            let mut f = FrameMut::new(&mut buf, W, 2, stride, format).unwrap();
+            mix(&mut f, &styled.as_frame(), 0.5).unwrap();
+            for y in 0..2 {
+                for x in 0..W {
+                    for c in 0..bpp {
+                        let o = orig[y * stride + x * bpp + c];
+                        let v = styled.as_frame().row(y)[x * bpp + c];
+                        let want = if c == 3 {
+                            o
+                        } else {
+                            ((o as f32 + v as f32) / 2.0 + 0.5) as u8
+                        };
+                        let got = buf[y * stride + x * bpp + c];
+                        assert_eq!(got, want, "{format} ({x}, {y}) byte {c}");
+                    }
                 }
             }
         }
