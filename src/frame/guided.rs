@@ -53,6 +53,9 @@ pub struct GuidedUpsampler {
     /// For each full-resolution column: left low-resolution column and weight of the right one.
     x0: Vec<u32>,
     wx: Vec<f32>,
+    /// Whether the width grows by exactly 2 or 4 with `x0`/`wx` periodic inside the row (see
+    /// `widen_periodic`): that factor, else 0.
+    period: usize,
     /// Two low-resolution rows interpolated to full width (`PLANES` × fw each), and which rows.
     rows: [Vec<f32>; 2],
     row_ids: [usize; 2],
@@ -143,6 +146,10 @@ impl GuidedUpsampler {
             r.resize(PLANES * fw, 0.0);
         }
         self.row_ids = [usize::MAX; 2];
+        self.period = [2, 4]
+            .into_iter()
+            .find(|&k| periodic(&self.x0, &self.wx, lw, fw, k))
+            .unwrap_or(0);
     }
 
     /// The low-resolution fit: base planes, gains and the guide's luma.
@@ -210,11 +217,10 @@ impl GuidedUpsampler {
         for k in 0..PLANES {
             let src = &self.planes[k * n + ly * lw..k * n + (ly + 1) * lw];
             let dst = &mut out[k * fw..(k + 1) * fw];
-            for ((d, &x0), &w) in dst.iter_mut().zip(&self.x0).zip(&self.wx) {
-                let x0 = x0 as usize;
-                let a = src[x0];
-                let b = src[(x0 + 1).min(lw - 1)];
-                *d = a + w * (b - a);
+            match self.period {
+                2 => widen_periodic::<2>(src, dst, &self.x0, &self.wx),
+                4 => widen_periodic::<4>(src, dst, &self.x0, &self.wx),
+                _ => widen_any(src, dst, &self.x0, &self.wx),
             }
         }
         self.row_ids[slot] = ly;
@@ -322,6 +328,76 @@ fn source_pos(x: usize, scale: f32, len: usize) -> (usize, f32) {
     (i, w)
 }
 
+/// One row widened through the tables: `dst[x] = lerp(src[x0[x]], src[x0[x] + 1], wx[x])`.
+#[inline(always)]
+fn widen_any(src: &[f32], dst: &mut [f32], x0: &[u32], wx: &[f32]) {
+    let last = src.len() - 1;
+    for ((d, &i), &w) in dst.iter_mut().zip(x0).zip(wx) {
+        let i = i as usize;
+        let a = src[i];
+        let b = src[(i + 1).min(last)];
+        *d = a + w * (b - a);
+    }
+}
+
+/// Whether the tables of a width grown exactly `K` times repeat every `K` columns away from
+/// the borders: column `K·q + j` then reads low-resolution columns `q + d_j` and `q + d_j + 1`
+/// with weight `w_j`, the same for every `q`.
+fn periodic(x0: &[u32], wx: &[f32], lw: usize, fw: usize, k: usize) -> bool {
+    if lw < 3 || fw != k * lw || x0[k..2 * k].iter().any(|&i| i > 1) {
+        return false;
+    }
+    (k..fw - k).all(|x| {
+        let (q, j) = (x / k, x % k);
+        let base = k + j;
+        x0[x] as i64 - q as i64 == x0[base] as i64 - 1 && wx[x] == wx[base]
+    })
+}
+
+/// `widen_any` for tables `periodic` in `K`: the interior without index tables, one phase of
+/// the period at a time over contiguous columns, then interleaved. The same operations on the
+/// same values, so the same results. The whole upsampler at 640x360 from 160x90 took 0.66
+/// against 1.02 ms (medians of 3 alternating criterion runs; 1920x1080: 6.5 against 8.5 ms).
+/// Indexing a period's three source columns by its offsets instead was 60 % slower than the
+/// tables.
+#[inline(always)]
+fn widen_periodic<const K: usize>(src: &[f32], dst: &mut [f32], x0: &[u32], wx: &[f32]) {
+    let lw = src.len();
+    widen_any(src, &mut dst[..K], &x0[..K], &wx[..K]);
+    widen_any(
+        src,
+        &mut dst[(lw - 1) * K..],
+        &x0[(lw - 1) * K..],
+        &wx[(lw - 1) * K..],
+    );
+    // Phase j of column q reads columns q - 1 and q (off 0) or q and q + 1 (off 1).
+    let inner = lw - 2;
+    let left = &src[..inner + 1];
+    let right = &src[1..];
+    let mut d = dst[K..(lw - 1) * K].chunks_exact_mut(K);
+    // Blocks of columns: for each phase a contiguous lerp (vector code), then interleaved.
+    const B: usize = 32;
+    let mut phase = [[0f32; B]; K];
+    let mut q0 = 0;
+    while q0 < inner {
+        let n = B.min(inner - q0);
+        for j in 0..K {
+            let o = x0[K + j] as usize;
+            let (a, b) = (&left[q0 + o..q0 + o + n], &right[q0 + o..q0 + o + n]);
+            let w = wx[K + j];
+            for ((p, &a), &b) in phase[j][..n].iter_mut().zip(a).zip(b) {
+                *p = a + w * (b - a);
+            }
+        }
+        for (i, out) in (&mut d).take(n).enumerate() {
+            for j in 0..K {
+                out[j] = phase[j][i];
+            }
+        }
+        q0 += n;
+    }
+}
+
 #[inline(always)]
 fn to_byte(v: f32) -> u8 {
     // Finite and in range here; +0.5 then truncation rounds half up.
@@ -376,6 +452,39 @@ fn box_mean(plane: &mut [f32], tmp: &mut [f32], w: usize, h: usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn tables(lw: usize, fw: usize) -> (Vec<u32>, Vec<f32>) {
+        let sx = lw as f32 / fw as f32;
+        (0..fw)
+            .map(|x| source_pos(x, sx, lw))
+            .map(|(i, w)| (i as u32, w))
+            .unzip()
+    }
+
+    #[test]
+    fn periodic_widening_matches_the_tables() {
+        for (lw, k) in [(3, 2), (3, 4), (5, 4), (37, 2), (40, 4), (160, 4), (161, 2)] {
+            let fw = lw * k;
+            let (x0, wx) = tables(lw, fw);
+            assert!(periodic(&x0, &wx, lw, fw, k), "{lw} x{k}");
+            let src: Vec<f32> = (0..lw)
+                .map(|i| ((i * 37 % 101) as f32).sqrt() * 9.7)
+                .collect();
+            let mut want = vec![0.0; fw];
+            widen_any(&src, &mut want, &x0, &wx);
+            let mut got = vec![-1.0; fw];
+            match k {
+                2 => widen_periodic::<2>(&src, &mut got, &x0, &wx),
+                _ => widen_periodic::<4>(&src, &mut got, &x0, &wx),
+            }
+            assert_eq!(got, want, "{lw} x{k}");
+        }
+        // Not an exact multiple, or too narrow: the tables are used as they are.
+        for (lw, fw, k) in [(160, 641, 4), (161, 640, 4), (2, 8, 4), (160, 640, 2)] {
+            let (x0, wx) = tables(lw, fw);
+            assert!(!periodic(&x0, &wx, lw, fw, k), "{lw} -> {fw} x{k}");
+        }
+    }
     use crate::frame::{OwnedFrame, PixelFormat, Resizer, mix};
 
     /// A full-resolution scene with sharp edges and a smooth gradient, and a "stylisation" of
