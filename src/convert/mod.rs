@@ -4,10 +4,12 @@
 //! re-encoded when not), encode and mux by the output's extension.
 //!
 //! ```text
-//! filesrc ! decodebin ─ video ─ videoflip(auto) ! videoconvert ! [videoscale] ! styletransfer
-//!                     │          ! videoconvert ! encoder ! parser ! mux ! filesink
+//! filesrc ! decodebin ─ video ─ queue ! videoflip(auto) ! videoconvertscale ! styletransfer
+//!                     │          ! queue ! videoconvert ! encoder ! parser ! queue ! mux ! filesink
 //!                     └ audio ─ (copy | audioconvert ! audioresample ! encoder) ─┘
 //! ```
+//!
+//! The two short queues give the decoder, the element's feeding and the encoder a thread each.
 //!
 //! `--start`, `--duration` and `--frames` cut by timestamp on the decoded streams (a pad
 //! offset makes the output start at zero), so no seek and no preroll round-trip through the
