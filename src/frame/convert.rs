@@ -621,70 +621,40 @@ mod tests {
     }
 
     #[test]
-    fn mix_at_full_strength_copies_colour_and_keeps_alpha() {
-        // Wider than one 64-byte block, and not a multiple of it.
+    fn mix_blends_colour_and_keeps_alpha_and_stride_padding() {
+        // Wider than one block of `mix`, and not a multiple of it.
         const W: usize = 21;
         for format in PixelFormat::ALL {
-            let bpp = format.bytes_per_pixel();
-            let (mut buf, stride) = pattern(W, 3, 3, format);
-            let orig = buf.clone();
-            let styled = OwnedFrame::from_vec(
-                (0..W * 3 * bpp).map(|i| (i * 89 % 256) as u8).collect(),
-                W,
-                3,
-                format,
-            )
-            .unwrap();
-            let mut f = FrameMut::new(&mut buf, W, 3, stride, format).unwrap();
-            mix(&mut f, &styled.as_frame(), 1.0).unwrap();
-            for y in 0..3 {
-                for x in 0..W {
-                    for c in 0..bpp {
-                        let got = buf[y * stride + x * bpp + c];
-                        let want = if c == 3 {
-                            orig[y * stride + x * bpp + c]
-                        } else {
-                            styled.as_frame().row(y)[x * bpp + c]
-                        };
-                        assert_eq!(got, want, "{format} ({x}, {y}) byte {c}");
+            for strength in [1.0, 0.5] {
+                let bpp = format.bytes_per_pixel();
+                let (mut buf, stride) = pattern(W, 3, 3, format);
+                let orig = buf.clone();
+                let styled = OwnedFrame::from_vec(
+                    (0..W * 3 * bpp).map(|i| (i * 89 % 256) as u8).collect(),
+                    W,
+                    3,
+                    format,
+                )
+                .unwrap();
+                let mut f = FrameMut::new(&mut buf, W, 3, stride, format).unwrap();
+                mix(&mut f, &styled.as_frame(), strength).unwrap();
+                for y in 0..3 {
+                    for x in 0..W {
+                        for c in 0..bpp {
+                            let o = orig[y * stride + x * bpp + c];
+                            let v = styled.as_frame().row(y)[x * bpp + c];
+                            let want = match (c, strength == 1.0) {
+                                (3, _) => o,
+                                (_, true) => v,
+                                (_, false) => ((o as f32 + v as f32) / 2.0 + 0.5) as u8,
+                            };
+                            let got = buf[y * stride + x * bpp + c];
+                            assert_eq!(got, want, "{format} at {strength}: ({x}, {y}) byte {c}");
+                        }
                     }
-                }
-                // The stride's padding is not the frame's.
-                let end = y * stride + W * bpp;
-                assert_eq!(buf[end..end + 3], orig[end..end + 3], "{format}");
-            }
-        }
-    }
-
-    #[test]
-    fn mix_at_half_strength_blends_colour_and_keeps_alpha() {
-        const W: usize = 21;
-        for format in PixelFormat::ALL {
-            let bpp = format.bytes_per_pixel();
-            let (mut buf, stride) = pattern(W, 2, 3, format);
-            let orig = buf.clone();
-            let styled = OwnedFrame::from_vec(
-                (0..W * 2 * bpp).map(|i| (i * 89 % 256) as u8).collect(),
-                W,
-                2,
-                format,
-            )
-            .unwrap();
-            let mut f = FrameMut::new(&mut buf, W, 2, stride, format).unwrap();
-            mix(&mut f, &styled.as_frame(), 0.5).unwrap();
-            for y in 0..2 {
-                for x in 0..W {
-                    for c in 0..bpp {
-                        let o = orig[y * stride + x * bpp + c];
-                        let v = styled.as_frame().row(y)[x * bpp + c];
-                        let want = if c == 3 {
-                            o
-                        } else {
-                            ((o as f32 + v as f32) / 2.0 + 0.5) as u8
-                        };
-                        let got = buf[y * stride + x * bpp + c];
-                        assert_eq!(got, want, "{format} ({x}, {y}) byte {c}");
-                    }
+                    // The stride's padding is not the frame's.
+                    let end = y * stride + W * bpp;
+                    assert_eq!(buf[end..end + 3], orig[end..end + 3], "{format}");
                 }
             }
         }
