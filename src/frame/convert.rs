@@ -376,12 +376,12 @@ pub fn mix(dst: &mut FrameMut<'_>, styled: &Frame<'_>, strength: f32) -> Result<
     Ok(())
 }
 
-/// Bytes of a block that `mix` leaves alone: the fourth of every 4-byte pixel (alpha or
-/// padding, last in every 4-byte format), when `FOUR`.
-const fn kept<const FOUR: bool>() -> [u8; MIX_BLOCK] {
-    let mut m = [0u8; MIX_BLOCK];
+/// Bytes of an `N`-byte block that `mix` leaves alone: the fourth of every 4-byte pixel
+/// (alpha or padding, last in every 4-byte format), when `FOUR`.
+const fn kept<const N: usize, const FOUR: bool>() -> [u8; N] {
+    let mut m = [0u8; N];
     let mut i = 3;
-    while FOUR && i < MIX_BLOCK {
+    while FOUR && i < N {
         m[i] = 0xFF;
         i += 4;
     }
@@ -396,15 +396,7 @@ const MIX_BLOCK: usize = 48;
 /// `dst = src` for the colour bytes of a row of 4-byte pixels; the fourth byte stays.
 fn copy_colour(dst: &mut [u8], src: &[u8]) {
     // 64 bytes, a multiple of 4, were faster here than 48 (19 against 28 µs).
-    const KEEP: [u8; 64] = {
-        let mut m = [0u8; 64];
-        let mut i = 3;
-        while i < 64 {
-            m[i] = 0xFF;
-            i += 4;
-        }
-        m
-    };
+    const KEEP: [u8; 64] = kept::<64, true>();
     let mut d = dst.chunks_exact_mut(KEEP.len());
     let mut s = src.chunks_exact(KEEP.len());
     for (d, s) in (&mut d).zip(&mut s) {
@@ -424,7 +416,7 @@ fn copy_colour(dst: &mut [u8], src: &[u8]) {
 /// `dst += strength × (src − dst)` for the colour bytes of a row (0 < strength < 1); with
 /// `FOUR` the fourth byte of every 4-byte pixel stays.
 fn mix_row<const FOUR: bool>(dst: &mut [u8], src: &[u8], strength: f32) {
-    let keep: [u8; MIX_BLOCK] = kept::<FOUR>();
+    let keep: [u8; MIX_BLOCK] = kept::<MIX_BLOCK, FOUR>();
     let one = |d: u8, s: u8| to_byte(d as f32 + strength * (s as f32 - d as f32));
     let mut d = dst.chunks_exact_mut(MIX_BLOCK);
     let mut s = src.chunks_exact(MIX_BLOCK);
