@@ -436,12 +436,11 @@ pub(crate) fn video_encoder(
                 // one thread encoded stylised bikes.mp4 in 0.61 s of CPU against 0.68-0.82,
                 // to the same bytes. The model keeps the other cores busy meanwhile.
                 e.set_property("threads", (threads / 2).max(1));
-                // Intra partitions in P and B frames off (I frames keep theirs): 13-21 % of
-                // the encoder's time (250 stylised bikes.mp4 frames: 0.61 -> 0.48-0.53 s,
-                // best of five), about the bitrate it costs: 4.2 % smaller at 0.27 dB less
-                // luma PSNR against the unencoded frames; bigbuckbunny.mp4 at 640x360: 0.8 %
-                // smaller, 0.08 dB less. Whole conversion (bikes.mp4 at inference scale 0.25,
-                // 8 alternating runs): median CPU time 3.50 -> 3.38 s.
+                // Intra partitions in P and B frames off (I frames keep theirs): 2.5-10 % of
+                // the encoder's instructions, about the bitrate it costs. Stylised frames
+                // (scripts/bench/x264_settings.sh, inference scale 0.25): bikes.mp4 4.2 %
+                // smaller at 0.29 dB less luma PSNR, 9.8 % fewer instructions;
+                // bigbuckbunny.mp4 at 640x360 1.2 % smaller at 0.11 dB less, 2.5 % fewer.
                 e.set_property("option-string", "partitions=none");
             }
             match rate {
