@@ -39,7 +39,8 @@ OUT_DIR=${OUT_DIR:-/tmp/stylize-x264}
 mkdir -p "$OUT_DIR"
 
 raw=$OUT_DIR/frames.yuv
-# Even sizes, as 4:2:0 needs; the first FRAMES frames.
+# Even sizes, as 4:2:0 needs; about the first FRAMES frames (identity lets a few more pass
+# after its EOS; the count is printed).
 if [[ -n ${SIZE:-} ]]; then
     w=$((${SIZE%x*} / 2 * 2)) h=$((${SIZE#*x} / 2 * 2))
 else
@@ -53,25 +54,29 @@ GST_PLUGIN_PATH=$PWD/target/release gst-launch-1.0 -q filesrc location="$CLIP" !
     ! videoconvert ! video/x-raw,format=I420 ! filesink location="$raw"
 echo "# $CLIP: $((($(stat -c %s "$raw")) / (w * h * 3 / 2))) stylised ${w}x$h frames at inference scale $SCALE"
 
+# encode OPTIONS OUT: the raw frames through x264 as `stylize convert` sets it up with the
+# model on the CPU (src/convert/mod.rs, video_encoder), plus OPTIONS; under cachegrind when
+# VALGRIND=1.
+encode() {
+    local run=()
+    [[ ${VALGRIND:-0} == 1 ]] && run=(valgrind --tool=cachegrind --cache-sim=no --cachegrind-out-file=/dev/null)
+    "${run[@]}" gst-launch-1.0 -q filesrc location="$raw" \
+        ! rawvideoparse width="$w" height="$h" format=i420 framerate=25/1 \
+        ! x264enc speed-preset=superfast trellis=false threads=1 pass=qual quantizer=20 \
+        vbv-buf-capacity=0 ${1:+option-string="$1"} \
+        ! h264parse ! mp4mux ! filesink location="$2"
+}
+
 for opts in "$@"; do
     out=$OUT_DIR/out.mp4
     best=
     for ((r = 0; r < ROUNDS; r++)); do
-        t=$({ /usr/bin/time -f "%U %S" gst-launch-1.0 -q filesrc location="$raw" \
-            ! rawvideoparse width="$w" height="$h" format=i420 framerate=25/1 \
-            ! x264enc speed-preset=superfast trellis=false threads=1 pass=qual quantizer=20 \
-            vbv-buf-capacity=0 ${opts:+option-string="$opts"} \
-            ! h264parse ! mp4mux ! filesink location="$out"; } 2>&1 | tail -n 1 | awk '{print $1 + $2}')
+        t=$({ TIMEFORMAT='%U %S'; time encode "$opts" "$out"; } 2>&1 | tail -n 1 | awk '{print $1 + $2}')
         best=$(awk -v a="$t" -v b="${best:-$t}" 'BEGIN { print (a < b) ? a : b }')
     done
     instr=
     if [[ ${INSTRUCTIONS:-0} == 1 ]]; then
-        instr=$(valgrind --tool=cachegrind --cache-sim=no --cachegrind-out-file=/dev/null \
-            gst-launch-1.0 -q filesrc location="$raw" \
-            ! rawvideoparse width="$w" height="$h" format=i420 framerate=25/1 \
-            ! x264enc speed-preset=superfast trellis=false threads=1 pass=qual quantizer=20 \
-            vbv-buf-capacity=0 ${opts:+option-string="$opts"} \
-            ! h264parse ! mp4mux ! filesink location="$OUT_DIR/instr.mp4" 2>&1 \
+        instr=$(VALGRIND=1 encode "$opts" "$OUT_DIR/instr.mp4" 2>&1 \
             | awk '/I *refs:/ { gsub(",", "", $NF); printf "  %.0fM instructions", $NF / 1e6 }')
     fi
     # Decoded back to I420 by GStreamer, so the luma planes compare directly.

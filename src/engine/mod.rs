@@ -96,6 +96,7 @@ impl Provider {
             Provider::Cpu => &[ActiveProvider::Cpu],
         }
     }
+
     /// Whether the model will run on the CPU with this setting (`auto` without a visible GPU):
     /// it then competes for the cores with decoding, encoding and the other copies.
     pub fn expects_cpu(self) -> bool {
