@@ -994,7 +994,7 @@ fn every_out_of_range_flag_names_itself_and_its_range() {
             &convert,
             "--codec",
             "mpeg2",
-            "expected h264, h265, vp9 or av1",
+            "expected h264, h265, vp9, av1 or mpeg4",
         ),
         (
             &convert,
@@ -1006,7 +1006,7 @@ fn every_out_of_range_flag_names_itself_and_its_range() {
             &convert,
             "--quality",
             "-1",
-            "from 0 to 51 for h264/h265 or 0 to 63 for vp9/av1",
+            "from 0 to 51 for h264/h265, 0 to 63 for vp9/av1 or 1 to 31 for mpeg4",
         ),
         (&convert, "--bitrate", "10", "50..=200000"),
         (&convert, "--start", "-1", "a time of 0 or more"),

@@ -216,6 +216,39 @@ fn webm_out_and_no_sound_in_gives_no_sound_out() {
 }
 
 #[test]
+fn mpeg4_keeps_frames_timestamps_and_sound() {
+    // GStreamer 1.22.0's avenc_mpeg4 loses every timestamp; the conversion puts them back
+    // (`restore_timestamps`), from the middle of a clip too, where the segment starts late.
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.mp4");
+    make_clip(&input, 40, Some("avenc_aac"));
+    for (name, part) in [("out.mov", false), ("part.mkv", true)] {
+        let output = dir.path().join(name);
+        let mut cmd = convert_cmd(&input, &output);
+        cmd.args(["--codec", "mpeg4", "--json"]);
+        if part {
+            cmd.args(["--start", "0.4", "--duration", "0.8"]);
+        }
+        let out = cmd.assert().success();
+        let v: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+        assert_eq!(v["codec"], "mpeg4");
+        let want = if part { 20 } else { 40 };
+        let o = probe(&output);
+        assert_eq!(o.video_frames, want, "{name}: {o:?}");
+        assert!(
+            o.video_start.unwrap() < 0.01,
+            "{name} starts at zero: {o:?}"
+        );
+        assert!(
+            (o.video_end - want as f64 / 25.0).abs() < 0.01,
+            "{name} lasts its frames: {o:?}"
+        );
+        assert!(o.audio, "{name}: sound kept");
+        assert!((o.audio_end - o.video_end).abs() < 0.1, "{name}: {o:?}");
+    }
+}
+
+#[test]
 fn frames_start_and_duration_convert_a_part() {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("in.mp4");
@@ -305,6 +338,34 @@ fn broken_inputs_are_named_and_leave_nothing() {
         .stderr(predicate::str::contains(
             "--quality for h264 must be from 0 to 51",
         ));
+    // The range is the codec's that the output gets: vp9 for .webm, unless told otherwise.
+    convert_cmd(&good, &dir.path().join("x.webm"))
+        .args(["--quality", "64"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "--quality for vp9 must be from 0 to 63",
+        ));
+    convert_cmd(&good, &dir.path().join("x.mkv"))
+        .args(["--codec", "mpeg4", "--quality", "0"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "--quality for mpeg4 must be from 1 to 31",
+        ));
+    convert_cmd(&good, &dir.path().join("x.mkv"))
+        .args(["--codec", "mpeg4", "--bitrate", "800"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "--bitrate does not work with mpeg4",
+        ));
+    convert_cmd(&good, &dir.path().join("x.webm"))
+        .args(["--codec", "mpeg4"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("cannot hold mpeg4"));
+    no_partials(dir.path());
 }
 
 #[test]

@@ -64,6 +64,11 @@ const ELEMENTS: &[(&str, &str, &str)] = &[
     ("x264enc", "gstreamer1.0-plugins-ugly", "H.264 encoding"),
     ("x265enc", "gstreamer1.0-plugins-bad", "H.265 encoding"),
     ("av1enc", "gstreamer1.0-plugins-bad", "AV1 encoding"),
+    (
+        "avenc_mpeg4",
+        "gstreamer1.0-libav",
+        "MPEG-4 Part 2 encoding (--codec mpeg4)",
+    ),
     ("avdec_h264", "gstreamer1.0-libav", "H.264 decoding"),
     ("avenc_aac", "gstreamer1.0-libav", "AAC sound encoding"),
 ];
