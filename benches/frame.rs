@@ -85,6 +85,19 @@ fn bench_resize(c: &mut Criterion) {
                 })
             },
         );
+        // Inference scale 0.25: the frame the model gets.
+        let mut quarter = OwnedFrame::new(w / 4, h / 4, PixelFormat::Rgbx).unwrap();
+        let mut r = Resizer::new();
+        g.bench_with_input(
+            BenchmarkId::new("down-quarter", format!("{w}x{h}")),
+            &(),
+            |b, _| {
+                b.iter(|| {
+                    r.resize(&full.as_frame(), &mut quarter.as_frame_mut())
+                        .unwrap()
+                })
+            },
+        );
         let mut r = Resizer::new();
         g.bench_with_input(
             BenchmarkId::new("up-double", format!("{w}x{h}")),

@@ -175,14 +175,16 @@ impl Resizer {
     }
 }
 
+/// Horizontal pass of one row. Each output pixel's taps read one slice of whole pixels, so
+/// the loop has no bounds checks inside and the channels of a tap form one vector.
 #[inline(always)]
 fn horizontal<const BPP: usize>(taps: &Taps, src: &[u8], out: &mut [u8]) {
     for (xx, px) in out.chunks_exact_mut(BPP).enumerate() {
         let (xmin, n) = taps.bounds[xx];
         let k = &taps.weights[xx * taps.ksize..xx * taps.ksize + n];
+        let window = &src[xmin * BPP..(xmin + n) * BPP];
         let mut acc = [1i32 << (PRECISION_BITS - 1); BPP];
-        for (i, &w) in k.iter().enumerate() {
-            let p = &src[(xmin + i) * BPP..(xmin + i + 1) * BPP];
+        for (p, &w) in window.chunks_exact(BPP).zip(k) {
             for c in 0..BPP {
                 acc[c] += p[c] as i32 * w;
             }
