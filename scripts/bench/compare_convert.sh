@@ -33,6 +33,9 @@
 #                 (default .cache/venv-bench; made and filled when missing)
 #   OUT_DIR       where outputs and logs go (default /tmp/stylize-bench)
 #   STYLIZE       the binary (default target/release/stylize; built when missing)
+#   STYLIZE_ARGS  more arguments for stylize convert, split on spaces, e.g.
+#                 "--codec mpeg4": the codec the Python loop writes (OpenCV's mp4v is
+#                 libavcodec's mpeg4), where the default h264 costs more to encode
 set -euo pipefail
 
 cd "$(dirname "$0")/../.."
@@ -45,6 +48,7 @@ ROUNDS=${ROUNDS:-1}
 VENV=${VENV:-$ROOT/.cache/venv-bench}
 OUT_DIR=${OUT_DIR:-/tmp/stylize-bench}
 STYLIZE=${STYLIZE:-$ROOT/target/release/stylize}
+read -r -a STYLIZE_EXTRA <<<"${STYLIZE_ARGS:-}"
 
 if [[ ! -d /work/shared ]]; then
     echo "error: /work/shared is missing: the benchmark clips live in /work/shared/data/video" >&2
@@ -141,7 +145,7 @@ run_one() {
             --inference-scale "$scale" "${frames_arg[@]}")
     else
         cmd=("$STYLIZE" convert "$clip" "$out" --model "$MODEL" --provider cpu
-            --inference-scale "$scale" --force --json "${frames_arg[@]}")
+            --inference-scale "$scale" --force --json "${frames_arg[@]}" "${STYLIZE_EXTRA[@]}")
         [[ $config == *+bilinear ]] && cmd+=(--upsampler bilinear)
     fi
     rm -f "$out"
@@ -167,7 +171,7 @@ run_one() {
 }
 
 echo "# machine: $(nproc) cores; load average: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
-echo "# stylize: $STYLIZE; python: $("$PY" -c 'import cv2,onnxruntime,numpy; print("opencv", cv2.__version__, "onnxruntime", onnxruntime.__version__, "numpy", numpy.__version__)')" >&2
+echo "# stylize: $STYLIZE ${STYLIZE_EXTRA[*]}; python: $("$PY" -c 'import cv2,onnxruntime,numpy; print("opencv", cv2.__version__, "onnxruntime", onnxruntime.__version__, "numpy", numpy.__version__)')" >&2
 start=$(now)
 for clip in "${clips[@]}"; do
     name=$(basename "${clip%.*}")
