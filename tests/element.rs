@@ -619,7 +619,15 @@ fn start_stop_storm() {
         .unwrap()
         .by_name("st")
         .unwrap();
+    unsafe extern "C" {
+        /// glibc: hands freed heap memory back to the system.
+        fn malloc_trim(pad: usize) -> std::ffi::c_int;
+    }
     let rss_kb = || -> u64 {
+        // Live memory, not what malloc keeps for reuse: threads started under load get
+        // arenas of their own, which keep what they freed.
+        // SAFETY: malloc_trim only walks and trims glibc's own heaps.
+        unsafe { malloc_trim(0) };
         std::fs::read_to_string("/proc/self/status")
             .unwrap()
             .lines()
@@ -650,6 +658,20 @@ fn start_stop_storm() {
             st.set_property("model", model("models/nhwc_unit_fp16.onnx"));
         }
         pipeline.set_state(gst::State::Null).unwrap();
+    }
+    // Model loads started by the swaps run on their own threads and may outlive the cycle
+    // that started them (on a loaded machine, several at once: 24.6 MB in one CI run);
+    // what they hold is freed when they end, so measure after they have.
+    let loaders = || {
+        std::fs::read_dir("/proc/self/task")
+            .unwrap()
+            .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+            .filter(|c| c.starts_with("styletransfer-l"))
+            .count()
+    };
+    let w = Instant::now();
+    while loaders() > 0 && w.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(20));
     }
     let growth_mb = (rss_kb() as f64 - warm_rss as f64) / 1024.0;
     eprintln!(
