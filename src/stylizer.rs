@@ -8,7 +8,10 @@ use std::time::{Duration, Instant};
 use crate::engine::{
     Constant, Engine, EngineError, EngineOptions, OrtEngine, Provider, ShapeProfile,
 };
-use crate::frame::{FrameError, FrameMut, GuidedUpsampler, OwnedFrame, Resizer, mix, pack, unpack};
+use crate::frame::{
+    FrameError, FrameMut, GuidedUpsampler, I420Mut, OwnedFrame, PixelFormat, Resizer, YuvMatrix,
+    downscale_to_rgb, i420_to_rgb, mix, pack, rgb_to_i420, unpack,
+};
 use crate::model::{AUTO_MULTIPLES, ModelError, ModelSpec, SpecOverrides};
 
 /// Errors while stylising a frame.
@@ -181,6 +184,11 @@ pub struct Stylizer {
     guided: GuidedUpsampler,
     times: StageTimes,
     auto_padding: Option<usize>,
+    /// I420 frames: luma and chroma plane resizers, the small planes, and the whole frame in
+    /// RGB where the frame goes through the packed path.
+    resize_planes: [Resizer; 2],
+    small_planes: Vec<u8>,
+    full_rgb: OwnedFrame,
 }
 
 impl std::fmt::Debug for Stylizer {
@@ -268,6 +276,9 @@ impl Stylizer {
             guided: GuidedUpsampler::new(),
             times: StageTimes::default(),
             auto_padding: None,
+            resize_planes: [Resizer::new(), Resizer::new()],
+            small_planes: Vec::new(),
+            full_rgb: placeholder()?,
         })
     }
 
@@ -358,6 +369,147 @@ impl Stylizer {
                 other => return other,
             }
         }
+    }
+
+    /// [`Self::process`] for an I420 frame, whose colours `matrix` describes. At a reduced
+    /// inference scale with the guided upsampler, the model gets the planes resampled to its
+    /// size and converted there, and the upsampler writes Y, U and V itself (no conversion at
+    /// full resolution); otherwise the frame goes through packed RGB and back.
+    pub fn process_i420(
+        &mut self,
+        frame: &mut I420Mut<'_>,
+        matrix: &YuvMatrix,
+        strength: f32,
+    ) -> Result<(), StylizeError> {
+        let (fw, fh) = (frame.width(), frame.height());
+        let (mw, mh) = self.plan_for(fw, fh).model;
+        let direct = self.options.upsampler == Upsampler::Guided
+            && self.options.inference_scale < 1.0
+            && (mw, mh) != (fw, fh);
+        if !direct {
+            let mut rgb =
+                std::mem::replace(&mut self.full_rgb, OwnedFrame::new(1, 1, PixelFormat::Rgb)?);
+            let result = (|| {
+                rgb.reshape(fw, fh, PixelFormat::Rgbx)?;
+                i420_to_rgb(&frame.as_i420(), &mut rgb.as_frame_mut(), matrix)?;
+                self.process(&mut rgb.as_frame_mut(), strength)?;
+                rgb_to_i420(&rgb.as_frame(), frame, matrix)?;
+                Ok(())
+            })();
+            self.full_rgb = rgb;
+            return result;
+        }
+        loop {
+            match self.process_i420_once(frame, matrix, strength) {
+                Err(StylizeError::Engine(EngineError::Run(reason)))
+                    if !self.spec.multiple_of_given =>
+                {
+                    let Some(&next) = AUTO_MULTIPLES.iter().find(|&&m| m > self.spec.multiple_of)
+                    else {
+                        return Err(EngineError::Run(format!(
+                            "{reason} (also tried padding to multiples of {:?}; if the model needs another size, give --multiple-of)",
+                            AUTO_MULTIPLES
+                        ))
+                        .into());
+                    };
+                    self.spec.multiple_of = next;
+                    self.auto_padding = Some(next);
+                    self.plan = None;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn process_i420_once(
+        &mut self,
+        frame: &mut I420Mut<'_>,
+        matrix: &YuvMatrix,
+        strength: f32,
+    ) -> Result<(), StylizeError> {
+        let (fw, fh) = (frame.width(), frame.height());
+        let plan = match self.plan {
+            Some(p) if p.frame == (fw, fh) => p,
+            _ => {
+                let p = self.plan_for(fw, fh);
+                self.plan = Some(p);
+                p
+            }
+        };
+        let t0 = Instant::now();
+        let (mw, mh) = plan.model;
+        let (pw, ph) = plan.padded;
+        let shape = self.spec.input_shape(pw, ph);
+        self.small_in.reshape(mw, mh, PixelFormat::Rgbx)?;
+        downscale_to_rgb(
+            &frame.as_i420(),
+            &mut self.small_in.as_frame_mut(),
+            matrix,
+            &mut self.resize_planes,
+            &mut self.small_planes,
+        )?;
+        let buf = self.engine.input(shape)?;
+        pack(
+            &self.small_in.as_frame(),
+            buf,
+            pw,
+            ph,
+            self.spec.input_format(),
+        )?;
+        let t1 = Instant::now();
+        let out = self.engine.run()?;
+        let t2 = Instant::now();
+        let (ow, oh) = self.spec.output_size(out.shape).ok_or_else(|| {
+            EngineError::Output(format!(
+                "output '{}' has shape {:?}, expected 3 channels in {} layout",
+                self.spec.output, out.shape, self.spec.layout
+            ))
+        })?;
+        if (ow, oh) != (pw, ph) {
+            // A model whose output is another size than its input: the packed path handles it.
+            let mut rgb =
+                std::mem::replace(&mut self.full_rgb, OwnedFrame::new(1, 1, PixelFormat::Rgb)?);
+            let result = (|| {
+                rgb.reshape(fw, fh, PixelFormat::Rgbx)?;
+                i420_to_rgb(&frame.as_i420(), &mut rgb.as_frame_mut(), matrix)?;
+                self.process_once(&mut rgb.as_frame_mut(), strength)?;
+                rgb_to_i420(&rgb.as_frame(), frame, matrix)?;
+                Ok(())
+            })();
+            self.full_rgb = rgb;
+            return result;
+        }
+        self.small_out.reshape(mw, mh, PixelFormat::Rgbx)?;
+        let bad = unpack(
+            out.data,
+            ow,
+            oh,
+            self.spec.output_format(),
+            &mut self.small_out.as_frame_mut(),
+            1.0,
+        )?;
+        if bad > 0 {
+            // The frame is untouched so far.
+            return Err(StylizeError::NonFinite {
+                count: bad,
+                total: mw * mh * 3,
+                width: fw,
+                height: fh,
+            });
+        }
+        self.guided.upsample_mix_i420(
+            &self.small_in.as_frame(),
+            &self.small_out.as_frame(),
+            frame,
+            matrix,
+            strength,
+        )?;
+        self.times = StageTimes {
+            to_tensor: t1 - t0,
+            inference: t2 - t1,
+            to_frame: t2.elapsed(),
+        };
+        Ok(())
     }
 
     /// The padding multiple the frame path chose by itself after the model refused a size.

@@ -523,6 +523,139 @@ fn decodes_a_file_made_here() {
     assert_eq!(n, 20);
 }
 
+/// Runs `desc` (with a `styletransfer name=st` and a `fakesink name=out`) to the end: the
+/// format the element's sink pad negotiated last, and the bytes of every output buffer.
+/// `at_20` runs on the element after the 20th output frame.
+fn run_collecting(
+    desc: &str,
+    at_20: impl Fn(&gst::Element) + Send + Sync + 'static,
+) -> (String, Vec<Vec<u8>>) {
+    init();
+    let pipeline = gst::parse::launch(desc).unwrap();
+    let bin = pipeline.downcast_ref::<gst::Bin>().unwrap();
+    let st = bin.by_name("st").unwrap();
+    let formats = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let out = std::sync::Arc::new(std::sync::Mutex::new(Vec::<Vec<u8>>::new()));
+    {
+        let formats = formats.clone();
+        st.static_pad("sink").unwrap().add_probe(
+            gst::PadProbeType::EVENT_DOWNSTREAM,
+            move |_, info| {
+                if let Some(gst::PadProbeData::Event(e)) = &info.data
+                    && let gst::EventView::Caps(c) = e.view()
+                {
+                    let f = c
+                        .caps()
+                        .structure(0)
+                        .unwrap()
+                        .get::<String>("format")
+                        .unwrap();
+                    formats.lock().unwrap().push(f);
+                }
+                gst::PadProbeReturn::Ok
+            },
+        );
+    }
+    {
+        let out = out.clone();
+        let st = st.clone();
+        bin.by_name("out")
+            .unwrap()
+            .static_pad("sink")
+            .unwrap()
+            .add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+                let b = info.buffer().unwrap();
+                let mut o = out.lock().unwrap();
+                o.push(b.map_readable().unwrap().to_vec());
+                if o.len() == 20 {
+                    at_20(&st);
+                }
+                gst::PadProbeReturn::Ok
+            });
+    }
+    play_to_end(&pipeline, 60).unwrap();
+    let f = formats.lock().unwrap().last().cloned().unwrap_or_default();
+    (f, std::mem::take(&mut *out.lock().unwrap()))
+}
+
+#[test]
+fn i420_is_taken_where_the_frame_path_works_on_it() {
+    // I420 in, I420 out at a reduced inference scale with the guided upsampler and no
+    // temporal blending; packed RGB from the converter everywhere else.
+    for (props, i420) in [
+        ("inference-scale=0.5", true),
+        ("inference-scale=1", false),
+        ("inference-scale=0.5 upsampler=bilinear", false),
+        ("inference-scale=0.5 temporal=flow", false),
+    ] {
+        let (format, frames) = run_collecting(
+            &format!(
+                "videotestsrc num-buffers=8 pattern=ball ! video/x-raw,format=I420,width=96,height=64,framerate=25/1 ! \
+                 videoconvert ! styletransfer name=st provider=cpu threads=1 model={} {props} ! \
+                 videoconvert ! video/x-raw,format=I420 ! fakesink name=out",
+                model(GAN)
+            ),
+            |_| {},
+        );
+        assert_eq!(format == "I420", i420, "{props}: {format}");
+        assert_eq!(frames.len(), 8, "{props}");
+    }
+}
+
+#[test]
+fn i420_output_matches_the_packed_path() {
+    // The same frames stylised as I420 and through RGBx (converted there and back): the
+    // direct path writes Y, U and V from the same fit, so they agree to rounding.
+    let run = |caps: &str| {
+        run_collecting(
+            &format!(
+                "videotestsrc num-buffers=6 pattern=ball ! video/x-raw,format=I420,width=96,height=64,framerate=25/1 ! \
+                 videoconvert ! video/x-raw,format={caps} ! styletransfer name=st provider=cpu threads=1 \
+                 inference-scale=0.5 model={} ! videoconvert ! video/x-raw,format=I420 ! fakesink name=out",
+                model(GAN)
+            ),
+            |_| {},
+        )
+    };
+    let (direct_format, direct) = run("I420");
+    let (packed_format, packed) = run("RGBx");
+    assert_eq!(
+        (direct_format.as_str(), packed_format.as_str()),
+        ("I420", "RGBx")
+    );
+    assert_eq!(direct.len(), 6);
+    for (a, b) in direct.iter().zip(&packed) {
+        assert_eq!(a.len(), b.len());
+        let diff: u64 = a
+            .iter()
+            .zip(b)
+            .map(|(&x, &y)| (x as i32 - y as i32).unsigned_abs() as u64)
+            .sum();
+        let mean = diff as f64 / a.len() as f64;
+        assert!(mean < 2.0, "mean difference {mean:.2}");
+        // Stylised: not the input.
+        assert_ne!(a, b, "the two paths round differently somewhere");
+    }
+}
+
+#[test]
+fn temporal_blending_switched_on_while_playing_renegotiates_to_rgb() {
+    let (format, frames) = run_collecting(
+        &format!(
+            "videotestsrc num-buffers=40 pattern=ball ! video/x-raw,format=I420,width=96,height=64,framerate=25/1 ! \
+             videoconvert ! styletransfer name=st provider=cpu threads=1 inference-scale=0.5 model={} ! \
+             videoconvert ! video/x-raw,format=I420 ! fakesink name=out",
+            model(GAN)
+        ),
+        |st| st.set_property_from_str("temporal", "ema"),
+    );
+    assert_ne!(
+        format, "I420",
+        "renegotiated to packed RGB for the blending"
+    );
+    assert_eq!(frames.len(), 40, "every frame came out");
+}
+
 #[test]
 fn a_broken_model_fails_the_state_change_naming_the_file() {
     let err = run_pipeline(&format!(

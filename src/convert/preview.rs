@@ -36,9 +36,32 @@ fn wanted(index: u64) -> bool {
 fn to_rgb(pad: &gst::Pad, buffer: &gst::BufferRef) -> Option<RgbImage> {
     let caps = pad.current_caps()?;
     let info = gst_video::VideoInfo::from_caps(&caps).ok()?;
-    let format: PixelFormat = info.format().to_str().parse().ok()?;
     let frame = gst_video::VideoFrameRef::from_buffer_ref_readable(buffer, &info).ok()?;
     let (w, h) = (info.width() as usize, info.height() as usize);
+    if info.format() == gst_video::VideoFormat::I420 {
+        let st = frame.plane_stride();
+        let planes = [
+            frame.plane_data(0).ok()?,
+            frame.plane_data(1).ok()?,
+            frame.plane_data(2).ok()?,
+        ];
+        let i420 = crate::frame::I420::new(
+            planes,
+            [st[0] as usize, st[1] as usize, st[2] as usize],
+            w,
+            h,
+        )
+        .ok()?;
+        let mut rgb = crate::frame::OwnedFrame::new(w, h, PixelFormat::Rgb).ok()?;
+        crate::frame::i420_to_rgb(
+            &i420,
+            &mut rgb.as_frame_mut(),
+            &crate::element::yuv_matrix(&info),
+        )
+        .ok()?;
+        return RgbImage::from_raw(w as u32, h as u32, rgb.into_vec());
+    }
+    let format: PixelFormat = info.format().to_str().parse().ok()?;
     let stride = frame.plane_stride()[0] as usize;
     let data = frame.plane_data(0).ok()?;
     let bpp = format.bytes_per_pixel();

@@ -124,6 +124,16 @@ impl Default for Settings {
 }
 
 impl Settings {
+    /// Whether the frame path takes I420 as it is: at a reduced inference scale with the
+    /// guided upsampler, which writes Y, U and V itself, and without temporal blending, which
+    /// works on packed RGB. Elsewhere I420 would only be converted to RGB and back here, which
+    /// an upstream converter does as well.
+    fn takes_i420(&self) -> bool {
+        self.temporal == Temporal::None
+            && self.inference_scale < 1.0
+            && self.upsampler == UpsamplerProp::Guided
+    }
+
     fn model_path(&self) -> Result<PathBuf, String> {
         match &self.model {
             Some(m) if !m.is_empty() => Ok(catalog::resolve(m)),
@@ -421,6 +431,38 @@ pub struct StyleTransfer {
     shared: Arc<Shared>,
 }
 
+/// Packed RGB formats: every path of the element works on them.
+const PACKED_FORMATS: [VideoFormat; 6] = [
+    VideoFormat::Rgba,
+    VideoFormat::Bgra,
+    VideoFormat::Rgbx,
+    VideoFormat::Bgrx,
+    VideoFormat::Rgb,
+    VideoFormat::Bgr,
+];
+
+static PACKED_CAPS: LazyLock<gst::Caps> = LazyLock::new(|| {
+    gst_video::VideoCapsBuilder::new()
+        .format_list(PACKED_FORMATS)
+        .build()
+});
+
+/// The packed formats, then I420 (decoders' and encoders' own format).
+static ALL_CAPS: LazyLock<gst::Caps> = LazyLock::new(|| {
+    gst_video::VideoCapsBuilder::new()
+        .format_list(PACKED_FORMATS.into_iter().chain([VideoFormat::I420]))
+        .build()
+});
+
+/// The packed format the model side works in for frames of `f`: the same, or for I420
+/// (converted at the model's size) RGBx.
+fn model_format(f: VideoFormat) -> Option<PixelFormat> {
+    match f {
+        VideoFormat::I420 => Some(PixelFormat::Rgbx),
+        f => pixel_format(f),
+    }
+}
+
 fn pixel_format(f: VideoFormat) -> Option<PixelFormat> {
     Some(match f {
         VideoFormat::Rgb => PixelFormat::Rgb,
@@ -502,15 +544,13 @@ fn stylise(
     inference_scale: f32,
     upsampler: crate::Upsampler,
 ) -> UnitDone {
-    let format = pixel_format(info.format())
+    let i420 = info.format() == VideoFormat::I420;
+    let format = model_format(info.format())
         .ok_or_else(|| format!("unsupported format {:?}", info.format()))?;
     buffer.make_mut();
     let mut vf = gst_video::VideoFrame::from_buffer_writable(buffer, info)
         .map_err(|_| "cannot map the frame for writing".to_string())?;
     let (w, h) = (info.width() as usize, info.height() as usize);
-    let stride = vf.plane_stride()[0] as usize;
-    let data = vf.plane_data_mut(0).map_err(|e| e.to_string())?;
-    let mut frame = FrameMut::new(data, w, h, stride, format).map_err(|e| e.to_string())?;
     if (stylizer.options().inference_scale - inference_scale).abs() > f32::EPSILON {
         stylizer.set_inference_scale(inference_scale);
     }
@@ -518,7 +558,20 @@ fn stylise(
         stylizer.set_upsampler(upsampler);
     }
     let t = Instant::now();
-    let non_finite = match stylizer.process(&mut frame, strength) {
+    let result = if i420 {
+        let st = vf.plane_stride();
+        let strides = [st[0] as usize, st[1] as usize, st[2] as usize];
+        let [y, u, v, _] = vf.planes_data_mut();
+        let mut frame =
+            crate::frame::I420Mut::new([y, u, v], strides, w, h).map_err(|e| e.to_string())?;
+        stylizer.process_i420(&mut frame, &super::yuv_matrix(info), strength)
+    } else {
+        let stride = vf.plane_stride()[0] as usize;
+        let data = vf.plane_data_mut(0).map_err(|e| e.to_string())?;
+        let mut frame = FrameMut::new(data, w, h, stride, format).map_err(|e| e.to_string())?;
+        stylizer.process(&mut frame, strength)
+    };
+    let non_finite = match result {
         Ok(()) => None,
         // The frame is the input unchanged: it goes on as if at strength 0.
         Err(e @ crate::StylizeError::NonFinite { .. }) => Some(e.to_string()),
@@ -813,6 +866,13 @@ impl Worker {
     ) -> Result<gst::Buffer, String> {
         if reset {
             self.temporal.reset();
+        }
+        if info.format() == VideoFormat::I420 {
+            // I420 is negotiated only without temporal blending; a frame in flight while a
+            // change of `temporal` renegotiates to RGB goes out unblended.
+            self.temporal.skip();
+            self.shared.stats.lock().unwrap().record(ms);
+            return Ok(buffer);
         }
         let format = pixel_format(info.format())
             .ok_or_else(|| format!("unsupported format {:?}", info.format()))?;
@@ -1257,6 +1317,7 @@ impl ObjectImpl for StyleTransfer {
 
     fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
         let mut s = self.settings.lock().unwrap();
+        let was_i420 = s.takes_i420();
         let non_empty = |v: &glib::Value| {
             v.get::<Option<String>>()
                 .expect("type checked upstream")
@@ -1315,7 +1376,12 @@ impl ObjectImpl for StyleTransfer {
             other => unreachable!("unknown property {other}"),
         }
         gst::debug!(CAT, imp = self, "set {} ", pspec.name());
+        let i420 = s.takes_i420();
         drop(s);
+        if i420 != was_i420 {
+            // Upstream negotiates again: I420 is offered or withdrawn (`transform_caps`).
+            self.obj().reconfigure_sink();
+        }
         if reload {
             self.reload();
         }
@@ -1371,7 +1437,9 @@ impl ElementImpl for StyleTransfer {
                 "Filter/Effect/Video",
                 "Restyles video frames with an ONNX style-transfer or GAN generator on ONNX Runtime \
                  (TensorRT, CUDA or CPU). Takes RGB, BGR, RGBA, BGRA, RGBx or BGRx in system memory \
-                 (put videoconvert before and after for other formats). Example: \
+                 (put videoconvert before and after for other formats), and I420 at an \
+                 inference-scale below 1 with the guided upsampler and no temporal blending. \
+                 Example: \
                  gst-launch-1.0 filesrc location=in.mp4 ! decodebin ! videoconvert ! \
                  styletransfer model=models/starry_night.onnx ! videoconvert ! autovideosink",
                 "stylize developers",
@@ -1382,16 +1450,7 @@ impl ElementImpl for StyleTransfer {
 
     fn pad_templates() -> &'static [gst::PadTemplate] {
         static TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
-            let caps = gst_video::VideoCapsBuilder::new()
-                .format_list([
-                    VideoFormat::Rgba,
-                    VideoFormat::Bgra,
-                    VideoFormat::Rgbx,
-                    VideoFormat::Bgrx,
-                    VideoFormat::Rgb,
-                    VideoFormat::Bgr,
-                ])
-                .build();
+            let caps = ALL_CAPS.clone();
             vec![
                 gst::PadTemplate::new(
                     "src",
@@ -1414,6 +1473,23 @@ impl ElementImpl for StyleTransfer {
 }
 
 impl BaseTransformImpl for StyleTransfer {
+    /// The same caps on both sides; I420 only where the frame path works on it directly (see
+    /// `Settings::takes_i420`), so that an upstream converter gives packed RGB otherwise.
+    fn transform_caps(
+        &self,
+        _direction: gst::PadDirection,
+        caps: &gst::Caps,
+        filter: Option<&gst::Caps>,
+    ) -> Option<gst::Caps> {
+        let i420 = self.settings.lock().unwrap().takes_i420();
+        let allowed = if i420 { &*ALL_CAPS } else { &*PACKED_CAPS };
+        let out = caps.intersect_with_mode(allowed, gst::CapsIntersectMode::First);
+        Some(match filter {
+            Some(f) => f.intersect_with_mode(&out, gst::CapsIntersectMode::First),
+            None => out,
+        })
+    }
+
     const MODE: gst_base::subclass::BaseTransformMode =
         gst_base::subclass::BaseTransformMode::AlwaysInPlace;
     const PASSTHROUGH_ON_SAME_CAPS: bool = false;
@@ -1720,7 +1796,7 @@ impl VideoFilterImpl for StyleTransfer {
         _out_info: &VideoInfo,
     ) -> Result<(), gst::LoggableError> {
         let info = in_info.clone();
-        let format = pixel_format(info.format())
+        let format = model_format(info.format())
             .ok_or_else(|| gst::loggable_error!(CAT, "unsupported format {:?}", info.format()))?;
         if incaps != outcaps {
             return Err(gst::loggable_error!(CAT, "input and output caps differ"));

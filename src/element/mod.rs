@@ -155,3 +155,22 @@ pub fn register_static() -> Result<(), glib::BoolError> {
     }
     register(None)
 }
+
+/// The colours of an I420 stream, from its caps (BT.601 where they say nothing else that
+/// applies).
+pub(crate) fn yuv_matrix(info: &gst_video::VideoInfo) -> crate::frame::YuvMatrix {
+    use gst_video::{VideoColorMatrix, VideoColorRange};
+    let c = info.colorimetry();
+    let (kr, kb) = match c.matrix() {
+        VideoColorMatrix::Bt709 => (0.2126, 0.0722),
+        VideoColorMatrix::Bt2020 => (0.2627, 0.0593),
+        VideoColorMatrix::Smpte240m => (0.212, 0.087),
+        VideoColorMatrix::Fcc => (0.30, 0.11),
+        _ => (0.299, 0.114),
+    };
+    crate::frame::YuvMatrix {
+        kr,
+        kb,
+        full_range: c.range() == VideoColorRange::Range0_255,
+    }
+}

@@ -16,6 +16,7 @@
 //! the input's edges the result is as sharp as the input, in the colours of the style. Scratch
 //! memory is kept between frames; the strength mix is fused into the full-resolution pass.
 
+use super::yuv::{I420Mut, YuvMatrix, chroma_size};
 use super::{Frame, FrameError, FrameMut};
 
 /// Window radius of the low-resolution fit, in low-resolution pixels.
@@ -59,6 +60,13 @@ pub struct GuidedUpsampler {
     /// Two low-resolution rows interpolated to full width (`PLANES` × fw each), and which rows.
     rows: [Vec<f32>; 2],
     row_ids: [usize; 2],
+    /// I420 output: low-resolution bases and gains of Y, U and V and the guide's luma.
+    yuv_planes: Vec<f32>,
+    /// I420 output: for each chroma column, left low-resolution column and right weight.
+    cx0: Vec<u32>,
+    cwx: Vec<f32>,
+    /// I420 output: one row of U then V before the mix.
+    chroma_row: Vec<f32>,
 }
 
 impl GuidedUpsampler {
@@ -104,7 +112,7 @@ impl GuidedUpsampler {
             unsafe { self.fit_apply_avx2(guide, styled, frame, strength.clamp(0.0, 1.0)) };
             return Ok(());
         }
-        self.fit(guide, styled);
+        self.fit(guide, styled, luma_weights(guide.format().rgb_offsets()));
         self.apply(frame, strength.clamp(0.0, 1.0));
         Ok(())
     }
@@ -120,8 +128,217 @@ impl GuidedUpsampler {
         frame: &mut FrameMut<'_>,
         strength: f32,
     ) {
-        self.fit(guide, styled);
+        self.fit(guide, styled, luma_weights(guide.format().rgb_offsets()));
         self.apply(frame, strength);
+    }
+
+    /// [`Self::upsample_mix`] for an I420 frame: the same fit, with the guide's luma weighted
+    /// as `matrix` weighs it, and the result written straight into Y, U and V. Y, U and V are
+    /// linear in R, G and B, so each is `base + gain · detail` with its own base and gain,
+    /// made once at low resolution from the three colours' (`frame`'s luma is Y itself): one
+    /// full-resolution plane and two quarter-size ones instead of three full-resolution
+    /// colours and a conversion. Unlike the RGB path, R, G and B are not clipped to 0..255
+    /// before the conversion (only Y, U and V are), which differs only in colours outside
+    /// what RGB can show. `guide` is the frame downscaled to `styled`'s size, in RGB.
+    pub fn upsample_mix_i420(
+        &mut self,
+        guide: &Frame<'_>,
+        styled: &Frame<'_>,
+        frame: &mut I420Mut<'_>,
+        matrix: &YuvMatrix,
+        strength: f32,
+    ) -> Result<(), FrameError> {
+        let (lw, lh) = (styled.width(), styled.height());
+        let (fw, fh) = (frame.width(), frame.height());
+        if (guide.width(), guide.height()) != (lw, lh) || guide.format() != styled.format() {
+            return Err(FrameError::Mismatch(format!(
+                "guided upsampling needs a guide of the stylised frame's size and format: guide {}x{} {}, stylised {}x{} {}",
+                guide.width(),
+                guide.height(),
+                guide.format(),
+                lw,
+                lh,
+                styled.format()
+            )));
+        }
+        if lw == 0 || lh == 0 || fw == 0 || fh == 0 {
+            return Ok(());
+        }
+        self.prepare(lw, lh, fw, fh);
+        let s = strength.clamp(0.0, 1.0);
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU has AVX2.
+            unsafe { self.fit_apply_i420_avx2(guide, styled, frame, matrix, s) };
+            return Ok(());
+        }
+        self.fit_apply_i420(guide, styled, frame, matrix, s);
+        Ok(())
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    fn fit_apply_i420_avx2(
+        &mut self,
+        guide: &Frame<'_>,
+        styled: &Frame<'_>,
+        frame: &mut I420Mut<'_>,
+        matrix: &YuvMatrix,
+        s: f32,
+    ) {
+        self.fit_apply_i420(guide, styled, frame, matrix, s);
+    }
+
+    #[inline(always)]
+    fn fit_apply_i420(
+        &mut self,
+        guide: &Frame<'_>,
+        styled: &Frame<'_>,
+        frame: &mut I420Mut<'_>,
+        m: &YuvMatrix,
+        s: f32,
+    ) {
+        let offsets = guide.format().rgb_offsets();
+        let mut weights = [0f32; 3];
+        for (c, &o) in offsets.iter().enumerate() {
+            weights[o] = m.luma()[c];
+        }
+        self.fit(guide, styled, weights);
+        let (lw, lh, fw, fh) = self.key;
+        let n = lw * lh;
+        // Planes p and a are in the frame's byte order: weights by byte position.
+        let by_offset = |w: [f32; 3]| {
+            let mut out = [0f32; 3];
+            for (c, &o) in offsets.iter().enumerate() {
+                out[o] = w[c];
+            }
+            out
+        };
+        let (cu, cv) = m.chroma();
+        let (wy, wu, wv) = (by_offset(m.luma()), by_offset(cu), by_offset(cv));
+        // Low-resolution planes: base and gain of Y (as luma), of U − 128 and of V − 128, and
+        // the guide's luma.
+        self.yuv_planes.resize(7 * n, 0.0);
+        {
+            let (p, a, i) = (
+                &self.planes[..3 * n],
+                &self.planes[3 * n..6 * n],
+                &self.planes[6 * n..7 * n],
+            );
+            let out = &mut self.yuv_planes;
+            for (k, w) in [wy, wu, wv].into_iter().enumerate() {
+                for j in 0..n {
+                    out[2 * k * n + j] = w[0] * p[j] + w[1] * p[n + j] + w[2] * p[2 * n + j];
+                    out[(2 * k + 1) * n + j] = w[0] * a[j] + w[1] * a[n + j] + w[2] * a[2 * n + j];
+                }
+            }
+            out[6 * n..].copy_from_slice(i);
+        }
+        let (yo, ys) = (m.y_offset(), m.y_scale());
+        let ([yp, up, vp], [y_stride, u_stride, v_stride]) = frame.planes_mut();
+        // Chroma first: it reads the input's Y, which the luma pass then overwrites.
+        let (cw, ch) = chroma_size(fw, fh);
+        let sx = lw as f32 / fw as f32;
+        let sy = lh as f32 / fh as f32;
+        // Chroma sample `c` sits at the centre of full-resolution pixels 2c and 2c + 1.
+        let chroma_pos = |c: usize, scale: f32, len: usize| {
+            let v = ((2 * c + 1) as f32 * scale - 0.5).max(0.0);
+            let i = (v as usize).min(len - 1);
+            (i, if i + 1 < len { v - i as f32 } else { 0.0 })
+        };
+        self.cx0.clear();
+        self.cwx.clear();
+        for cx in 0..cw {
+            let (i, w) = chroma_pos(cx, sx, lw);
+            self.cx0.push(i as u32);
+            self.cwx.push(w);
+        }
+        let lerp2 = |plane: &[f32], i0: usize, i1: usize, x: usize, wx: f32, wyy: f32| {
+            let x1 = (x + 1).min(lw - 1);
+            let top = plane[i0 + x] + wx * (plane[i0 + x1] - plane[i0 + x]);
+            let bot = plane[i1 + x] + wx * (plane[i1 + x1] - plane[i1 + x]);
+            top + wyy * (bot - top)
+        };
+        let yp_in: &[u8] = yp;
+        let mut u_out = std::mem::take(&mut self.chroma_row);
+        u_out.resize(2 * cw, 0.0);
+        for cy in 0..ch {
+            let (ly0, wyy) = chroma_pos(cy, sy, lh);
+            let ly1 = (ly0 + 1).min(lh - 1);
+            let (i0, i1) = (ly0 * lw, ly1 * lw);
+            let (r0, r1) = (2 * cy, (2 * cy + 1).min(fh - 1));
+            for cx in 0..cw {
+                let (x, wx) = (self.cx0[cx] as usize, self.cwx[cx]);
+                let (c0, c1) = (2 * cx, (2 * cx + 1).min(fw - 1));
+                let ysum = yp_in[r0 * y_stride + c0] as f32
+                    + yp_in[r0 * y_stride + c1] as f32
+                    + yp_in[r1 * y_stride + c0] as f32
+                    + yp_in[r1 * y_stride + c1] as f32;
+                let luma = (0.25 * ysum - yo) / ys;
+                let pl = &self.yuv_planes;
+                let detail = luma - lerp2(&pl[6 * n..], i0, i1, x, wx, wyy);
+                for (k, o) in [(1, 0), (2, cw)] {
+                    let base = lerp2(&pl[2 * k * n..], i0, i1, x, wx, wyy);
+                    let gain = lerp2(&pl[(2 * k + 1) * n..], i0, i1, x, wx, wyy);
+                    u_out[o + cx] = 128.0 + base + gain * detail;
+                }
+            }
+            for (k, (plane, stride)) in [(&mut *up, u_stride), (&mut *vp, v_stride)]
+                .into_iter()
+                .enumerate()
+            {
+                let row = &mut plane[cy * stride..cy * stride + cw];
+                for (px, &q) in row.iter_mut().zip(&u_out[k * cw..(k + 1) * cw]) {
+                    let x = *px as f32;
+                    *px = to_byte_clamped(x + s * (q - x));
+                }
+            }
+        }
+        self.chroma_row = u_out;
+        // Luma: base, gain and the guide's luma widened to full width, per row.
+        for r in &mut self.rows {
+            r.resize(3 * fw, 0.0);
+        }
+        self.row_ids = [usize::MAX; 2];
+        for y in 0..fh {
+            let (y0, wyy) = source_pos(y, sy, lh);
+            let y1 = (y0 + 1).min(lh - 1);
+            for (slot, ly) in [(0, y0), (1, y1)] {
+                if self.row_ids[slot] != ly {
+                    if self.row_ids[1 - slot] == ly {
+                        self.rows.swap(0, 1);
+                        self.row_ids.swap(0, 1);
+                    }
+                    if self.row_ids[slot] != ly {
+                        let out = &mut self.rows[slot];
+                        for (k, plane) in [0, 1, 6].into_iter().enumerate() {
+                            let src =
+                                &self.yuv_planes[plane * n + ly * lw..plane * n + (ly + 1) * lw];
+                            let dst = &mut out[k * fw..(k + 1) * fw];
+                            match self.period {
+                                2 => widen_periodic::<2>(src, dst, &self.x0, &self.wx),
+                                4 => widen_periodic::<4>(src, dst, &self.x0, &self.wx),
+                                _ => widen_any(src, dst, &self.x0, &self.wx),
+                            }
+                        }
+                        self.row_ids[slot] = ly;
+                    }
+                }
+            }
+            let (a, b) = (&self.rows[0], &self.rows[1]);
+            let row = &mut yp[y * y_stride..y * y_stride + fw];
+            let (ab, ag, ai) = (&a[..fw], &a[fw..2 * fw], &a[2 * fw..3 * fw]);
+            let (bb, bg, bi) = (&b[..fw], &b[fw..2 * fw], &b[2 * fw..3 * fw]);
+            for x in 0..fw {
+                let base = ab[x] + wyy * (bb[x] - ab[x]);
+                let gain = ag[x] + wyy * (bg[x] - ag[x]);
+                let li = ai[x] + wyy * (bi[x] - ai[x]);
+                let yin = row[x] as f32;
+                let luma = (yin - yo) / ys;
+                let q = yo + ys * (base + gain * (luma - li));
+                row[x] = to_byte_clamped(yin + s * (q - yin));
+            }
+        }
     }
 
     fn prepare(&mut self, lw: usize, lh: usize, fw: usize, fh: usize) {
@@ -154,11 +371,10 @@ impl GuidedUpsampler {
 
     /// The low-resolution fit: base planes, gains and the guide's luma.
     #[inline(always)]
-    fn fit(&mut self, guide: &Frame<'_>, styled: &Frame<'_>) {
+    fn fit(&mut self, guide: &Frame<'_>, styled: &Frame<'_>, lw_: [f32; 3]) {
         let (lw, lh) = (styled.width(), styled.height());
         let n = lw * lh;
         let bpp = guide.format().bytes_per_pixel();
-        let lw_ = luma_weights(guide.format().rgb_offsets());
         // Raw statistics: I, I², p_c, I·p_c.
         {
             let (s_i, rest) = self.stats.split_at_mut(n);
@@ -229,6 +445,10 @@ impl GuidedUpsampler {
     #[inline(always)]
     fn apply(&mut self, frame: &mut FrameMut<'_>, s: f32) {
         let (_, lh, fw, fh) = self.key;
+        // The I420 path keeps three planes in these rows (the capacity stays).
+        for r in &mut self.rows {
+            r.resize(PLANES * fw, 0.0);
+        }
         let bpp = frame.format().bytes_per_pixel();
         let lw_ = luma_weights(frame.format().rgb_offsets());
         let sy = lh as f32 / fh as f32;
@@ -396,6 +616,11 @@ fn widen_periodic<const K: usize>(src: &[f32], dst: &mut [f32], x0: &[u32], wx: 
         }
         q0 += n;
     }
+}
+
+#[inline(always)]
+fn to_byte_clamped(v: f32) -> u8 {
+    (v + 0.5).clamp(0.0, 255.0) as u8
 }
 
 #[inline(always)]
@@ -639,6 +864,112 @@ mod tests {
         // Half strength of the clamped result, within rounding of the two paths.
         for (a, b) in half.data().iter().zip(expect.data()) {
             assert!((*a as i32 - *b as i32).abs() <= 1);
+        }
+    }
+
+    /// An I420 frame (Y, U, V planes packed one after another) and a writable view of it.
+    fn i420_of(rgb: &OwnedFrame, m: &YuvMatrix) -> (Vec<u8>, [usize; 3]) {
+        let (w, h) = (rgb.width(), rgb.height());
+        let (cw, ch) = chroma_size(w, h);
+        let mut data = vec![0u8; w * h + 2 * cw * ch];
+        let (y, rest) = data.split_at_mut(w * h);
+        let (u, v) = rest.split_at_mut(cw * ch);
+        let mut f = I420Mut::new([y, u, v], [w, cw, cw], w, h).unwrap();
+        crate::frame::rgb_to_i420(&rgb.as_frame(), &mut f, m).unwrap();
+        (data, [w * h, cw * ch, cw * ch])
+    }
+
+    fn view(data: &mut [u8], sizes: [usize; 3], w: usize, h: usize) -> I420Mut<'_> {
+        let cw = chroma_size(w, h).0;
+        let (y, rest) = data.split_at_mut(sizes[0]);
+        let (u, v) = rest.split_at_mut(sizes[1]);
+        I420Mut::new([y, u, v], [w, cw, cw], w, h).unwrap()
+    }
+
+    #[test]
+    fn i420_output_matches_the_rgb_path_converted() {
+        // The same fit written straight into Y, U and V, against the RGB result converted to
+        // I420: equal but for rounding and where RGB clipped (odd sizes too).
+        for ((w, h), m) in [
+            ((160, 90), YuvMatrix::BT601),
+            ((161, 91), YuvMatrix::BT709),
+            (
+                (96, 64),
+                YuvMatrix {
+                    full_range: true,
+                    ..YuvMatrix::BT709
+                },
+            ),
+        ] {
+            let (input, styled_full) = scene(w, h, PixelFormat::Rgbx);
+            let (lw, lh) = (w.div_ceil(4), h.div_ceil(4));
+            let styled = shrink(&styled_full, lw, lh);
+            for strength in [1.0, 0.6] {
+                // Reference: the RGB path on the RGB picture the I420 frame shows.
+                let (data, sizes) = i420_of(&input, &m);
+                let mut shown = OwnedFrame::new(w, h, PixelFormat::Rgbx).unwrap();
+                let mut d = data.clone();
+                crate::frame::i420_to_rgb(
+                    &view(&mut d, sizes, w, h).as_i420(),
+                    &mut shown.as_frame_mut(),
+                    &m,
+                )
+                .unwrap();
+                let mut guide = OwnedFrame::new(lw, lh, PixelFormat::Rgbx).unwrap();
+                crate::frame::downscale_to_rgb(
+                    &view(&mut d, sizes, w, h).as_i420(),
+                    &mut guide.as_frame_mut(),
+                    &m,
+                    &mut [Resizer::new(), Resizer::new()],
+                    &mut Vec::new(),
+                )
+                .unwrap();
+                let mut want_rgb = shown.clone();
+                GuidedUpsampler::new()
+                    .upsample_mix(
+                        &guide.as_frame(),
+                        &styled.as_frame(),
+                        &mut want_rgb.as_frame_mut(),
+                        strength,
+                    )
+                    .unwrap();
+                // What the packed path gives: the RGB result converted to I420.
+                let (want, _) = i420_of(&want_rgb, &m);
+                let mut got = data.clone();
+                GuidedUpsampler::new()
+                    .upsample_mix_i420(
+                        &guide.as_frame(),
+                        &styled.as_frame(),
+                        &mut view(&mut got, sizes, w, h),
+                        &m,
+                        strength,
+                    )
+                    .unwrap();
+                let diffs: Vec<i32> = got
+                    .iter()
+                    .zip(&want)
+                    .map(|(&a, &b)| (a as i32 - b as i32).abs())
+                    .collect();
+                let mean = diffs.iter().sum::<i32>() as f64 / diffs.len() as f64;
+                let max = *diffs.iter().max().unwrap();
+                assert!(
+                    mean < 0.5 && max <= 8,
+                    "{w}x{h} {m:?} strength {strength}: mean {mean:.2}, max {max}"
+                );
+            }
+            // Strength 0 keeps the frame bit for bit.
+            let (data, sizes) = i420_of(&input, &m);
+            let mut got = data.clone();
+            GuidedUpsampler::new()
+                .upsample_mix_i420(
+                    &shrink(&input, lw, lh).as_frame(),
+                    &styled.as_frame(),
+                    &mut view(&mut got, sizes, w, h),
+                    &m,
+                    0.0,
+                )
+                .unwrap();
+            assert_eq!(got, data);
         }
     }
 

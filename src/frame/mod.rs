@@ -10,6 +10,7 @@
 mod convert;
 mod guided;
 mod resize;
+mod yuv;
 
 use std::fmt;
 use std::str::FromStr;
@@ -17,6 +18,7 @@ use std::str::FromStr;
 pub use convert::{mix, pack, unpack};
 pub use guided::GuidedUpsampler;
 pub use resize::Resizer;
+pub use yuv::{I420, I420Mut, YuvMatrix, chroma_size, downscale_to_rgb, i420_to_rgb, rgb_to_i420};
 
 /// Errors in describing or converting a frame.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

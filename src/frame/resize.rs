@@ -102,46 +102,100 @@ impl Resizer {
                 dst.format()
             )));
         }
-        let (sw, sh, dw, dh) = (src.width(), src.height(), dst.width(), dst.height());
-        self.prepare(sw, sh, dw, dh);
+        let bpp = src.format().bytes_per_pixel();
+        let s = Src {
+            data: src.data(),
+            stride: src.stride(),
+            w: src.width(),
+            h: src.height(),
+        };
+        let (dw, dh, stride) = (dst.width(), dst.height(), dst.stride());
+        let d = Dst {
+            data: &mut *dst.data,
+            stride,
+            w: dw,
+            h: dh,
+        };
+        self.dispatch(bpp, s, d);
+        Ok(())
+    }
+
+    /// Resamples one plane of 8-bit samples (e.g. the Y, U or V plane of an I420 frame):
+    /// `src` is `sw`×`sh` with rows `src_stride` bytes apart, `dst` likewise.
+    #[allow(clippy::too_many_arguments)]
+    pub fn resize_plane(
+        &mut self,
+        src: &[u8],
+        (sw, sh, src_stride): (usize, usize, usize),
+        dst: &mut [u8],
+        (dw, dh, dst_stride): (usize, usize, usize),
+    ) -> Result<(), FrameError> {
+        let fits = |len: usize, w: usize, h: usize, stride: usize| {
+            w > 0 && h > 0 && stride >= w && len >= (h - 1) * stride + w
+        };
+        if !fits(src.len(), sw, sh, src_stride) || !fits(dst.len(), dw, dh, dst_stride) {
+            return Err(FrameError::Mismatch(format!(
+                "plane of {sw}x{sh} (stride {src_stride}, {} bytes) into {dw}x{dh} (stride {dst_stride}, {} bytes) does not fit",
+                src.len(),
+                dst.len()
+            )));
+        }
+        let s = Src {
+            data: src,
+            stride: src_stride,
+            w: sw,
+            h: sh,
+        };
+        let d = Dst {
+            data: dst,
+            stride: dst_stride,
+            w: dw,
+            h: dh,
+        };
+        self.dispatch(1, s, d);
+        Ok(())
+    }
+
+    fn dispatch(&mut self, bpp: usize, src: Src<'_>, dst: Dst<'_>) {
+        self.prepare(src.w, src.h, dst.w, dst.h);
         #[cfg(target_arch = "x86_64")]
         if std::arch::is_x86_feature_detected!("avx2") {
             // SAFETY: the CPU has AVX2.
-            unsafe { self.run_avx2(src, dst) };
-            return Ok(());
+            unsafe { self.run_avx2(bpp, src, dst) };
+            return;
         }
-        self.run_any(src, dst);
-        Ok(())
+        self.run_any(bpp, src, dst);
     }
 
     /// [`Self::run_any`] compiled for AVX2: the same integer arithmetic, so the same bytes.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
-    fn run_avx2(&mut self, src: &Frame<'_>, dst: &mut FrameMut<'_>) {
-        self.run_any(src, dst);
+    fn run_avx2(&mut self, bpp: usize, src: Src<'_>, dst: Dst<'_>) {
+        self.run_any(bpp, src, dst);
     }
 
     #[inline(always)]
-    fn run_any(&mut self, src: &Frame<'_>, dst: &mut FrameMut<'_>) {
-        match src.format().bytes_per_pixel() {
+    fn run_any(&mut self, bpp: usize, src: Src<'_>, dst: Dst<'_>) {
+        match bpp {
+            1 => self.run::<1>(src, dst),
             3 => self.run::<3>(src, dst),
             _ => self.run::<4>(src, dst),
         }
     }
 
     #[inline(always)]
-    fn run<const BPP: usize>(&mut self, src: &Frame<'_>, dst: &mut FrameMut<'_>) {
-        let (sw, sh, dw, dh) = (src.width(), src.height(), dst.width(), dst.height());
+    fn run<const BPP: usize>(&mut self, src: Src<'_>, mut dst: Dst<'_>) {
+        let (sw, sh, dw, dh) = (src.w, src.h, dst.w, dst.h);
         let need_h = sw != dw;
         let need_v = sh != dh;
         if !need_h && !need_v {
             for y in 0..dh {
-                dst.row_mut(y).copy_from_slice(src.row(y));
+                dst.row::<BPP>(y).copy_from_slice(src.row::<BPP>(y));
             }
             return;
         }
         if !need_h {
-            vertical::<BPP>(&self.v, |y| src.row(y), dst, 0, &mut self.acc);
+            vertical::<BPP>(&self.v, |y| src.row::<BPP>(y), &mut dst, 0, &mut self.acc);
             return;
         }
         // Only the rows the vertical pass reads go through the horizontal pass.
@@ -155,23 +209,54 @@ impl Resizer {
         let row_len = dw * BPP;
         if !need_v {
             for y in 0..sh {
-                horizontal::<BPP>(&self.h, src.row(y), dst.row_mut(y));
+                horizontal::<BPP>(&self.h, src.row::<BPP>(y), dst.row::<BPP>(y));
             }
             return;
         }
         self.tmp.resize(row_len * (last - first), 0);
         for y in first..last {
             let out = &mut self.tmp[(y - first) * row_len..(y - first + 1) * row_len];
-            horizontal::<BPP>(&self.h, src.row(y), out);
+            horizontal::<BPP>(&self.h, src.row::<BPP>(y), out);
         }
         let tmp = &self.tmp;
         vertical::<BPP>(
             &self.v,
             |y| &tmp[y * row_len..(y + 1) * row_len],
-            dst,
+            &mut dst,
             first,
             &mut self.acc,
         );
+    }
+}
+
+/// Rows of the picture being resampled.
+#[derive(Clone, Copy)]
+struct Src<'a> {
+    data: &'a [u8],
+    stride: usize,
+    w: usize,
+    h: usize,
+}
+
+impl<'a> Src<'a> {
+    #[inline(always)]
+    fn row<const BPP: usize>(&self, y: usize) -> &'a [u8] {
+        &self.data[y * self.stride..y * self.stride + self.w * BPP]
+    }
+}
+
+/// Rows of the picture written.
+struct Dst<'a> {
+    data: &'a mut [u8],
+    stride: usize,
+    w: usize,
+    h: usize,
+}
+
+impl Dst<'_> {
+    #[inline(always)]
+    fn row<const BPP: usize>(&mut self, y: usize) -> &mut [u8] {
+        &mut self.data[y * self.stride..y * self.stride + self.w * BPP]
     }
 }
 
@@ -201,13 +286,13 @@ fn horizontal<const BPP: usize>(taps: &Taps, src: &[u8], out: &mut [u8]) {
 fn vertical<'s, const BPP: usize>(
     taps: &Taps,
     row: impl Fn(usize) -> &'s [u8],
-    dst: &mut FrameMut<'_>,
+    dst: &mut Dst<'_>,
     first: usize,
     acc: &mut Vec<i32>,
 ) {
-    let width = dst.width() * BPP;
+    let width = dst.w * BPP;
     acc.resize(width, 0);
-    for yy in 0..dst.height() {
+    for yy in 0..dst.h {
         let (ymin, n) = taps.bounds[yy];
         let k = &taps.weights[yy * taps.ksize..yy * taps.ksize + n];
         acc.fill(1i32 << (PRECISION_BITS - 1));
@@ -217,7 +302,7 @@ fn vertical<'s, const BPP: usize>(
                 *a += p as i32 * w;
             }
         }
-        for (o, &a) in dst.row_mut(yy).iter_mut().zip(acc.iter()) {
+        for (o, &a) in dst.row::<BPP>(yy).iter_mut().zip(acc.iter()) {
             *o = clip8(a);
         }
     }
