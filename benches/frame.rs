@@ -8,8 +8,8 @@
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use stylize::frame::{
-    ChannelOrder, FrameMut, GuidedUpsampler, Layout, OwnedFrame, PixelFormat, Resizer,
-    TensorFormat, ValueRange, mix, pack, unpack,
+    ChannelOrder, FrameMut, GuidedUpsampler, I420Mut, Layout, OwnedFrame, PixelFormat, Resizer,
+    TensorFormat, ValueRange, YuvMatrix, chroma_size, mix, pack, rgb_to_i420, unpack,
 };
 
 const SIZES: [(usize, usize); 3] = [(640, 360), (1280, 720), (1920, 1080)];
@@ -138,6 +138,34 @@ fn bench_upsample(c: &mut Criterion) {
                         1.0,
                     )
                     .unwrap()
+                })
+            },
+        );
+        // The same on an I420 frame, written as Y, U and V.
+        let (cw, ch) = chroma_size(w, h);
+        let mut planes = vec![128u8; w * h + 2 * cw * ch];
+        let m = YuvMatrix::BT709;
+        {
+            let (y, rest) = planes.split_at_mut(w * h);
+            let (u, v) = rest.split_at_mut(cw * ch);
+            rgb_to_i420(
+                &input.as_frame(),
+                &mut I420Mut::new([y, u, v], [w, cw, cw], w, h).unwrap(),
+                &m,
+            )
+            .unwrap();
+        }
+        let mut up = GuidedUpsampler::new();
+        g.bench_with_input(
+            BenchmarkId::new("guided-i420", format!("{w}x{h}")),
+            &(),
+            |b, _| {
+                b.iter(|| {
+                    let (y, rest) = planes.split_at_mut(w * h);
+                    let (u, v) = rest.split_at_mut(cw * ch);
+                    let mut f = I420Mut::new([y, u, v], [w, cw, cw], w, h).unwrap();
+                    up.upsample_mix_i420(&guide.as_frame(), &styled.as_frame(), &mut f, &m, 1.0)
+                        .unwrap()
                 })
             },
         );

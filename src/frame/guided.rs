@@ -65,8 +65,10 @@ pub struct GuidedUpsampler {
     /// I420 output: for each chroma column, left low-resolution column and right weight.
     cx0: Vec<u32>,
     cwx: Vec<f32>,
-    /// I420 output: one row of U then V before the mix.
+    /// I420 output: the luma detail of one chroma row.
     chroma_row: Vec<f32>,
+    /// I420 output: two low-resolution rows of the chroma pass's planes, at chroma width.
+    crows: [Vec<f32>; 2],
 }
 
 impl GuidedUpsampler {
@@ -253,48 +255,103 @@ impl GuidedUpsampler {
             self.cx0.push(i as u32);
             self.cwx.push(w);
         }
-        let lerp2 = |plane: &[f32], i0: usize, i1: usize, x: usize, wx: f32, wyy: f32| {
-            let x1 = (x + 1).min(lw - 1);
-            let top = plane[i0 + x] + wx * (plane[i0 + x1] - plane[i0 + x]);
-            let bot = plane[i1 + x] + wx * (plane[i1 + x1] - plane[i1 + x]);
-            top + wyy * (bot - top)
-        };
-        let yp_in: &[u8] = yp;
-        let mut u_out = std::mem::take(&mut self.chroma_row);
-        u_out.resize(2 * cw, 0.0);
+        let inv_ys = 1.0 / ys;
+        // Chroma rows: the five planes it needs (guide luma, base and gain of U and of V)
+        // widened to chroma width, two low-resolution rows at a time.
+        const CHROMA_PLANES: [usize; 5] = [6, 2, 3, 4, 5];
+        for r in &mut self.crows {
+            r.resize(5 * cw, 0.0);
+        }
+        let mut crow_ids = [usize::MAX; 2];
+        // At inference scale 0.5 the chroma planes are the low-resolution size and at 0.25
+        // twice it: exact growth the widening handles without tables (see `widen_periodic`).
+        let chroma_periodic = periodic(&self.cx0, &self.cwx, lw, cw, 2);
+        let mut detail = std::mem::take(&mut self.chroma_row);
+        detail.resize(cw, 0.0);
         for cy in 0..ch {
             let (ly0, wyy) = chroma_pos(cy, sy, lh);
             let ly1 = (ly0 + 1).min(lh - 1);
-            let (i0, i1) = (ly0 * lw, ly1 * lw);
-            let (r0, r1) = (2 * cy, (2 * cy + 1).min(fh - 1));
-            for cx in 0..cw {
-                let (x, wx) = (self.cx0[cx] as usize, self.cwx[cx]);
-                let (c0, c1) = (2 * cx, (2 * cx + 1).min(fw - 1));
-                let ysum = yp_in[r0 * y_stride + c0] as f32
-                    + yp_in[r0 * y_stride + c1] as f32
-                    + yp_in[r1 * y_stride + c0] as f32
-                    + yp_in[r1 * y_stride + c1] as f32;
-                let luma = (0.25 * ysum - yo) / ys;
-                let pl = &self.yuv_planes;
-                let detail = luma - lerp2(&pl[6 * n..], i0, i1, x, wx, wyy);
-                for (k, o) in [(1, 0), (2, cw)] {
-                    let base = lerp2(&pl[2 * k * n..], i0, i1, x, wx, wyy);
-                    let gain = lerp2(&pl[(2 * k + 1) * n..], i0, i1, x, wx, wyy);
-                    u_out[o + cx] = 128.0 + base + gain * detail;
+            for (slot, ly) in [(0, ly0), (1, ly1)] {
+                if crow_ids[slot] != ly {
+                    if crow_ids[1 - slot] == ly {
+                        self.crows.swap(0, 1);
+                        crow_ids.swap(0, 1);
+                    }
+                    if crow_ids[slot] != ly {
+                        for (k, plane) in CHROMA_PLANES.into_iter().enumerate() {
+                            let src =
+                                &self.yuv_planes[plane * n + ly * lw..plane * n + (ly + 1) * lw];
+                            let dst = &mut self.crows[slot][k * cw..(k + 1) * cw];
+                            if chroma_periodic {
+                                widen_periodic::<2>(src, dst, &self.cx0, &self.cwx);
+                            } else {
+                                widen_any(src, dst, &self.cx0, &self.cwx);
+                            }
+                        }
+                        crow_ids[slot] = ly;
+                    }
                 }
+            }
+            // The input's luma over each chroma sample's pixels, less the guide's.
+            let (r0, r1) = (2 * cy, (2 * cy + 1).min(fh - 1));
+            let ya = &yp[r0 * y_stride..r0 * y_stride + fw];
+            let yb = &yp[r1 * y_stride..r1 * y_stride + fw];
+            for ((d, a), b) in detail
+                .iter_mut()
+                .zip(ya.chunks_exact(2))
+                .zip(yb.chunks_exact(2))
+            {
+                let sum = a[0] as u16 + a[1] as u16 + b[0] as u16 + b[1] as u16;
+                *d = sum as f32 * 0.25;
+            }
+            if fw % 2 == 1 {
+                detail[cw - 1] = (ya[fw - 1] as u16 + yb[fw - 1] as u16) as f32 * 0.5;
+            }
+            let (t, b) = (&self.crows[0], &self.crows[1]);
+            let (ti, bi) = (&t[..cw], &b[..cw]);
+            for ((d, &ti), &bi) in detail.iter_mut().zip(ti).zip(bi) {
+                *d = (*d - yo) * inv_ys - (ti + wyy * (bi - ti));
             }
             for (k, (plane, stride)) in [(&mut *up, u_stride), (&mut *vp, v_stride)]
                 .into_iter()
                 .enumerate()
             {
+                let (tb, bb) = (
+                    &t[(1 + 2 * k) * cw..(2 + 2 * k) * cw],
+                    &b[(1 + 2 * k) * cw..(2 + 2 * k) * cw],
+                );
+                let (tg, bg) = (
+                    &t[(2 + 2 * k) * cw..(3 + 2 * k) * cw],
+                    &b[(2 + 2 * k) * cw..(3 + 2 * k) * cw],
+                );
                 let row = &mut plane[cy * stride..cy * stride + cw];
-                for (px, &q) in row.iter_mut().zip(&u_out[k * cw..(k + 1) * cw]) {
-                    let x = *px as f32;
-                    *px = to_byte_clamped(x + s * (q - x));
+                for (c, px) in row.chunks_mut(CHUNK).enumerate() {
+                    let x0 = c * CHUNK;
+                    let m = px.len();
+                    let mut v = [0f32; CHUNK];
+                    for (v, &p) in v.iter_mut().zip(px.iter()) {
+                        *v = p as f32;
+                    }
+                    let (tb, bb, tg, bg, d) = (
+                        &tb[x0..x0 + m],
+                        &bb[x0..x0 + m],
+                        &tg[x0..x0 + m],
+                        &bg[x0..x0 + m],
+                        &detail[x0..x0 + m],
+                    );
+                    for i in 0..m {
+                        let base = tb[i] + wyy * (bb[i] - tb[i]);
+                        let gain = tg[i] + wyy * (bg[i] - tg[i]);
+                        let q = 128.0 + base + gain * d[i];
+                        v[i] += s * (q - v[i]);
+                    }
+                    for (p, &v) in px.iter_mut().zip(v.iter()) {
+                        *p = to_byte_clamped(v);
+                    }
                 }
             }
         }
-        self.chroma_row = u_out;
+        self.chroma_row = detail;
         // Luma: base, gain and the guide's luma widened to full width, per row.
         for r in &mut self.rows {
             r.resize(3 * fw, 0.0);
@@ -327,16 +384,29 @@ impl GuidedUpsampler {
             }
             let (a, b) = (&self.rows[0], &self.rows[1]);
             let row = &mut yp[y * y_stride..y * y_stride + fw];
-            let (ab, ag, ai) = (&a[..fw], &a[fw..2 * fw], &a[2 * fw..3 * fw]);
-            let (bb, bg, bi) = (&b[..fw], &b[fw..2 * fw], &b[2 * fw..3 * fw]);
-            for x in 0..fw {
-                let base = ab[x] + wyy * (bb[x] - ab[x]);
-                let gain = ag[x] + wyy * (bg[x] - ag[x]);
-                let li = ai[x] + wyy * (bi[x] - ai[x]);
-                let yin = row[x] as f32;
-                let luma = (yin - yo) / ys;
-                let q = yo + ys * (base + gain * (luma - li));
-                row[x] = to_byte_clamped(yin + s * (q - yin));
+            // A chunk at a time: bytes to floats, the arithmetic over contiguous floats
+            // (vector code), back to bytes.
+            for (c, px) in row.chunks_mut(CHUNK).enumerate() {
+                let x0 = c * CHUNK;
+                let m = px.len();
+                let mut v = [0f32; CHUNK];
+                for (v, &p) in v.iter_mut().zip(px.iter()) {
+                    *v = p as f32;
+                }
+                let (o0, o1, o2) = (x0, fw + x0, 2 * fw + x0);
+                let (ab, ag, ai) = (&a[o0..o0 + m], &a[o1..o1 + m], &a[o2..o2 + m]);
+                let (bb, bg, bi) = (&b[o0..o0 + m], &b[o1..o1 + m], &b[o2..o2 + m]);
+                for i in 0..m {
+                    let base = ab[i] + wyy * (bb[i] - ab[i]);
+                    let gain = ag[i] + wyy * (bg[i] - ag[i]);
+                    let li = ai[i] + wyy * (bi[i] - ai[i]);
+                    let luma = (v[i] - yo) * inv_ys;
+                    let q = yo + ys * (base + gain * (luma - li));
+                    v[i] += s * (q - v[i]);
+                }
+                for (p, &v) in px.iter_mut().zip(v.iter()) {
+                    *p = to_byte_clamped(v);
+                }
             }
         }
     }
@@ -620,7 +690,8 @@ fn widen_periodic<const K: usize>(src: &[f32], dst: &mut [f32], x0: &[u32], wx: 
 
 #[inline(always)]
 fn to_byte_clamped(v: f32) -> u8 {
-    (v + 0.5).clamp(0.0, 255.0) as u8
+    // Through i32, which converts as a vector (straight to u8 converted one value at a time).
+    (v + 0.5).clamp(0.0, 255.0) as i32 as u8
 }
 
 #[inline(always)]
