@@ -10,6 +10,10 @@
 //! ```
 //!
 //! The two short queues give the decoder, the element's feeding and the encoder a thread each.
+//! Where the element takes I420 (an inference scale below 1 with the guided upsampler and no
+//! temporal blending) the decoder's frames reach it and the encoder as they are, and the two
+//! converters only pass them on (or scale, with `--size`); elsewhere they convert to and from
+//! packed RGB.
 //!
 //! `--start`, `--duration` and `--frames` cut by timestamp on the decoded streams (a pad
 //! offset makes the output start at zero), so no seek and no preroll round-trip through the
