@@ -85,6 +85,32 @@ fn bench_resize(c: &mut Criterion) {
                 })
             },
         );
+        // The luma plane of an I420 frame, quartered.
+        let plane = vec![77u8; w * h];
+        let mut small = vec![0u8; (w / 4) * (h / 4)];
+        let mut r = Resizer::new();
+        g.bench_with_input(
+            BenchmarkId::new("plane-quarter", format!("{w}x{h}")),
+            &(),
+            |b, _| {
+                b.iter(|| {
+                    r.resize_plane(&plane, (w, h, w), &mut small, (w / 4, h / 4, w / 4))
+                        .unwrap()
+                })
+            },
+        );
+        let mut half_plane = vec![0u8; (w / 2) * (h / 2)];
+        let mut r = Resizer::new();
+        g.bench_with_input(
+            BenchmarkId::new("plane-half", format!("{w}x{h}")),
+            &(),
+            |b, _| {
+                b.iter(|| {
+                    r.resize_plane(&plane, (w, h, w), &mut half_plane, (w / 2, h / 2, w / 2))
+                        .unwrap()
+                })
+            },
+        );
         // Inference scale 0.25: the frame the model gets.
         let mut quarter = OwnedFrame::new(w / 4, h / 4, PixelFormat::Rgbx).unwrap();
         let mut r = Resizer::new();

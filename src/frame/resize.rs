@@ -1,4 +1,4 @@
-//! Antialiased bilinear resampling of 8-bit frames.
+//! Antialiased bilinear resampling of 8-bit frames and of single planes (I420's Y, U, V).
 //!
 //! This is the convolution resampler of Pillow (`Image.resize(..., BILINEAR)`): a triangle
 //! filter widened by the scale factor when shrinking, coefficients in 22-bit fixed point, a
@@ -76,6 +76,49 @@ pub struct Resizer {
     tmp: Vec<u8>,
     /// One row of vertical-pass sums.
     acc: Vec<i32>,
+    /// Shrinking a plane by an exact factor: see `Polyphase`.
+    poly: Option<Polyphase>,
+    /// The polyphase pass's input phases and sums.
+    phases: Vec<i32>,
+    sums: Vec<i32>,
+}
+
+/// A horizontal shrink by an exact factor `k` (input `k` times the output): away from the
+/// borders every output `x` in `lo..hi` has the same taps, starting at input `k·x − d`. Split
+/// into its `k` phases, the input makes each tap one contiguous multiply-add over all those
+/// outputs (vector code), instead of a short gather per output.
+#[derive(Debug, Clone, Copy)]
+struct Polyphase {
+    k: usize,
+    d: usize,
+    lo: usize,
+    hi: usize,
+}
+
+impl Polyphase {
+    fn find(taps: &Taps, in_size: usize, out_size: usize) -> Option<Polyphase> {
+        if out_size < 8 || !in_size.is_multiple_of(out_size) || in_size / out_size < 2 {
+            return None;
+        }
+        let k = in_size / out_size;
+        let mid = out_size / 2;
+        let (xmin, n) = taps.bounds[mid];
+        let d = (k * mid).checked_sub(xmin)?;
+        let w = |x: usize| &taps.weights[x * taps.ksize..x * taps.ksize + taps.bounds[x].1];
+        let same = |x: usize| {
+            let (xm, nx) = taps.bounds[x];
+            nx == n && k * x >= d && xm == k * x - d && w(x) == w(mid)
+        };
+        let mut lo = mid;
+        while lo > 0 && same(lo - 1) {
+            lo -= 1;
+        }
+        let mut hi = mid + 1;
+        while hi < out_size && same(hi) {
+            hi += 1;
+        }
+        (hi - lo >= out_size / 2).then_some(Polyphase { k, d, lo, hi })
+    }
 }
 
 impl Resizer {
@@ -89,6 +132,7 @@ impl Resizer {
             self.h = Taps::new(sw, dw);
             self.v = Taps::new(sh, dh);
             self.key = (sw, sh, dw, dh);
+            self.poly = Polyphase::find(&self.h, sw, dw);
         }
     }
 
@@ -216,7 +260,17 @@ impl Resizer {
         self.tmp.resize(row_len * (last - first), 0);
         for y in first..last {
             let out = &mut self.tmp[(y - first) * row_len..(y - first + 1) * row_len];
-            horizontal::<BPP>(&self.h, src.row::<BPP>(y), out);
+            match self.poly {
+                Some(p) if BPP == 1 => polyphase(
+                    &self.h,
+                    p,
+                    src.row::<BPP>(y),
+                    out,
+                    &mut self.phases,
+                    &mut self.sums,
+                ),
+                _ => horizontal::<BPP>(&self.h, src.row::<BPP>(y), out),
+            }
         }
         let tmp = &self.tmp;
         vertical::<BPP>(
@@ -277,6 +331,78 @@ fn horizontal<const BPP: usize>(taps: &Taps, src: &[u8], out: &mut [u8]) {
         for c in 0..BPP {
             px[c] = clip8(acc[c]);
         }
+    }
+}
+
+/// `horizontal` for one channel shrunk by `p.k` (see [`Polyphase`]): the borders as there,
+/// the rest phase by phase. The same integer sums, so the same bytes.
+#[inline(always)]
+fn polyphase(
+    taps: &Taps,
+    p: Polyphase,
+    src: &[u8],
+    out: &mut [u8],
+    phases: &mut Vec<i32>,
+    sums: &mut Vec<i32>,
+) {
+    let Polyphase { k, d, lo, hi } = p;
+    horizontal::<1>(taps, src, &mut out[..lo]);
+    let (n, ksize) = (taps.bounds[lo].1, taps.ksize);
+    let w = &taps.weights[lo * ksize..lo * ksize + n];
+    let m = hi - lo;
+    // Phase r holds inputs base + r, base + r + k, ...: as many as the last tap reaches.
+    let base = k * lo - d;
+    let len = m + (n - 1) / k + 1;
+    phases.resize(k * len, 0);
+    let row = &src[base..];
+    if k == 4 {
+        // The usual case (inference scale 0.25): whole groups of four in one pass; the
+        // phases past the row's end are never read with a weight.
+        let (p0, rest) = phases.split_at_mut(len);
+        let (p1, rest) = rest.split_at_mut(len);
+        let (p2, p3) = rest.split_at_mut(len);
+        for ((((c, a), b), e), f) in row.chunks_exact(4).zip(p0).zip(p1).zip(p2).zip(p3) {
+            (*a, *b, *e, *f) = (c[0] as i32, c[1] as i32, c[2] as i32, c[3] as i32);
+        }
+    } else if k == 2 {
+        // Inference scale 0.25 on I420 chroma, 0.5 on luma.
+        let (p0, p1) = phases.split_at_mut(len);
+        for ((c, a), b) in row.chunks_exact(2).zip(p0).zip(p1) {
+            (*a, *b) = (c[0] as i32, c[1] as i32);
+        }
+    } else {
+        for r in 0..k {
+            let ph = &mut phases[r * len..(r + 1) * len];
+            let mut it = row.get(r..).unwrap_or_default().iter().step_by(k);
+            for v in ph.iter_mut() {
+                *v = it.next().map_or(0, |&b| b as i32);
+            }
+        }
+    }
+    sums.clear();
+    sums.resize(m, 1i32 << (PRECISION_BITS - 1));
+    for (t, &wt) in w.iter().enumerate() {
+        let (q, r) = (t / k, t % k);
+        let ph = &phases[r * len + q..r * len + q + m];
+        for (a, &v) in sums.iter_mut().zip(ph) {
+            *a += v * wt;
+        }
+    }
+    for (o, &a) in out[lo..hi].iter_mut().zip(sums.iter()) {
+        *o = clip8(a);
+    }
+    // The right border: its own taps, written where they belong.
+    let tail = &mut out[hi..];
+    for (i, px) in tail.iter_mut().enumerate() {
+        let xx = hi + i;
+        let (xmin, n) = taps.bounds[xx];
+        let k = &taps.weights[xx * ksize..xx * ksize + n];
+        let sum: i32 = src[xmin..xmin + n]
+            .iter()
+            .zip(k)
+            .map(|(&p, &w)| p as i32 * w)
+            .sum();
+        *px = clip8((1i32 << (PRECISION_BITS - 1)) + sum);
     }
 }
 
@@ -345,6 +471,45 @@ mod tests {
         r.resize(&ramp.as_frame(), &mut up.as_frame_mut()).unwrap();
         let row: Vec<u8> = up.data().chunks(3).map(|p| p[0]).collect();
         assert_eq!(row, vec![0, 25, 75, 100]);
+    }
+
+    #[test]
+    fn planes_resize_like_one_channel_of_a_packed_frame() {
+        // The one-channel paths (the polyphase shrink included) against the packed one.
+        let mut seed = 12345u32;
+        for ((sw, sh), (dw, dh)) in [
+            ((640, 360), (160, 90)),
+            ((320, 180), (160, 90)),
+            ((96, 64), (24, 16)),
+            ((100, 30), (25, 10)),
+            ((61, 47), (16, 12)),
+            ((35, 9), (7, 3)),
+            ((40, 40), (80, 20)),
+        ] {
+            let plane: Vec<u8> = (0..sw * sh)
+                .map(|_| {
+                    seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12345);
+                    (seed >> 16) as u8
+                })
+                .collect();
+            let mut got = vec![0u8; dw * dh];
+            Resizer::new()
+                .resize_plane(&plane, (sw, sh, sw), &mut got, (dw, dh, dw))
+                .unwrap();
+            let rgb = OwnedFrame::from_vec(
+                plane.iter().flat_map(|&v| [v, v, v]).collect(),
+                sw,
+                sh,
+                PixelFormat::Rgb,
+            )
+            .unwrap();
+            let mut want = OwnedFrame::new(dw, dh, PixelFormat::Rgb).unwrap();
+            Resizer::new()
+                .resize(&rgb.as_frame(), &mut want.as_frame_mut())
+                .unwrap();
+            let want: Vec<u8> = want.data().chunks(3).map(|p| p[0]).collect();
+            assert_eq!(got, want, "{sw}x{sh} -> {dw}x{dh}");
+        }
     }
 
     #[test]
