@@ -188,7 +188,7 @@ pub struct Stylizer {
     /// RGB where the frame goes through the packed path.
     resize_planes: [Resizer; 2],
     small_planes: Vec<u8>,
-    full_rgb: OwnedFrame,
+    full_rgb: Option<OwnedFrame>,
 }
 
 impl std::fmt::Debug for Stylizer {
@@ -278,7 +278,7 @@ impl Stylizer {
             auto_padding: None,
             resize_planes: [Resizer::new(), Resizer::new()],
             small_planes: Vec::new(),
-            full_rgb: placeholder()?,
+            full_rgb: None,
         })
     }
 
@@ -349,8 +349,17 @@ impl Stylizer {
     /// padded to the next of [`AUTO_MULTIPLES`] and tried again; the padding that worked is
     /// kept for the frames that follow ([`Stylizer::auto_padding`]).
     pub fn process(&mut self, frame: &mut FrameMut<'_>, strength: f32) -> Result<(), StylizeError> {
+        self.padding_retried(|s| s.process_once(frame, strength))
+    }
+
+    /// Runs `once`; when the model's padding is not known and it refuses the size, pads to
+    /// the next of [`AUTO_MULTIPLES`] and runs it again.
+    fn padding_retried(
+        &mut self,
+        mut once: impl FnMut(&mut Self) -> Result<(), StylizeError>,
+    ) -> Result<(), StylizeError> {
         loop {
-            match self.process_once(frame, strength) {
+            match once(self) {
                 Err(StylizeError::Engine(EngineError::Run(reason)))
                     if !self.spec.multiple_of_given =>
                 {
@@ -369,6 +378,45 @@ impl Stylizer {
                 other => return other,
             }
         }
+    }
+
+    /// The plan for frames of this size, kept while the size stays.
+    fn plan_of(&mut self, fw: usize, fh: usize) -> Plan {
+        match self.plan {
+            Some(p) if p.frame == (fw, fh) => p,
+            _ => {
+                let p = self.plan_for(fw, fh);
+                self.plan = Some(p);
+                p
+            }
+        }
+    }
+
+    /// Runs `run` on the I420 `frame` converted to packed RGB, then converts the result back.
+    /// On an error (a model output with NaN among them) the frame is left as it was.
+    fn through_rgb(
+        &mut self,
+        frame: &mut I420Mut<'_>,
+        matrix: &YuvMatrix,
+        run: impl FnOnce(&mut Self, &mut FrameMut<'_>) -> Result<(), StylizeError>,
+    ) -> Result<(), StylizeError> {
+        let mut rgb = self.full_rgb.take();
+        let result = (|| {
+            let (fw, fh) = (frame.width(), frame.height());
+            let rgb = match &mut rgb {
+                Some(f) => {
+                    f.reshape(fw, fh, PixelFormat::Rgbx)?;
+                    f
+                }
+                None => rgb.insert(OwnedFrame::new(fw, fh, PixelFormat::Rgbx)?),
+            };
+            i420_to_rgb(&frame.as_i420(), &mut rgb.as_frame_mut(), matrix)?;
+            run(self, &mut rgb.as_frame_mut())?;
+            rgb_to_i420(&rgb.as_frame(), frame, matrix)?;
+            Ok(())
+        })();
+        self.full_rgb = rgb;
+        result
     }
 
     /// [`Self::process`] for an I420 frame, whose colours `matrix` describes. At a reduced
@@ -382,43 +430,14 @@ impl Stylizer {
         strength: f32,
     ) -> Result<(), StylizeError> {
         let (fw, fh) = (frame.width(), frame.height());
-        let (mw, mh) = self.plan_for(fw, fh).model;
+        let (mw, mh) = self.plan_of(fw, fh).model;
         let direct = self.options.upsampler == Upsampler::Guided
             && self.options.inference_scale < 1.0
             && (mw, mh) != (fw, fh);
         if !direct {
-            let mut rgb =
-                std::mem::replace(&mut self.full_rgb, OwnedFrame::new(1, 1, PixelFormat::Rgb)?);
-            let result = (|| {
-                rgb.reshape(fw, fh, PixelFormat::Rgbx)?;
-                i420_to_rgb(&frame.as_i420(), &mut rgb.as_frame_mut(), matrix)?;
-                self.process(&mut rgb.as_frame_mut(), strength)?;
-                rgb_to_i420(&rgb.as_frame(), frame, matrix)?;
-                Ok(())
-            })();
-            self.full_rgb = rgb;
-            return result;
+            return self.through_rgb(frame, matrix, |s, rgb| s.process(rgb, strength));
         }
-        loop {
-            match self.process_i420_once(frame, matrix, strength) {
-                Err(StylizeError::Engine(EngineError::Run(reason)))
-                    if !self.spec.multiple_of_given =>
-                {
-                    let Some(&next) = AUTO_MULTIPLES.iter().find(|&&m| m > self.spec.multiple_of)
-                    else {
-                        return Err(EngineError::Run(format!(
-                            "{reason} (also tried padding to multiples of {:?}; if the model needs another size, give --multiple-of)",
-                            AUTO_MULTIPLES
-                        ))
-                        .into());
-                    };
-                    self.spec.multiple_of = next;
-                    self.auto_padding = Some(next);
-                    self.plan = None;
-                }
-                other => return other,
-            }
-        }
+        self.padding_retried(|s| s.process_i420_once(frame, matrix, strength))
     }
 
     fn process_i420_once(
@@ -428,14 +447,7 @@ impl Stylizer {
         strength: f32,
     ) -> Result<(), StylizeError> {
         let (fw, fh) = (frame.width(), frame.height());
-        let plan = match self.plan {
-            Some(p) if p.frame == (fw, fh) => p,
-            _ => {
-                let p = self.plan_for(fw, fh);
-                self.plan = Some(p);
-                p
-            }
-        };
+        let plan = self.plan_of(fw, fh);
         let t0 = Instant::now();
         let (mw, mh) = plan.model;
         let (pw, ph) = plan.padded;
@@ -467,17 +479,7 @@ impl Stylizer {
         })?;
         if (ow, oh) != (pw, ph) {
             // A model whose output is another size than its input: the packed path handles it.
-            let mut rgb =
-                std::mem::replace(&mut self.full_rgb, OwnedFrame::new(1, 1, PixelFormat::Rgb)?);
-            let result = (|| {
-                rgb.reshape(fw, fh, PixelFormat::Rgbx)?;
-                i420_to_rgb(&frame.as_i420(), &mut rgb.as_frame_mut(), matrix)?;
-                self.process_once(&mut rgb.as_frame_mut(), strength)?;
-                rgb_to_i420(&rgb.as_frame(), frame, matrix)?;
-                Ok(())
-            })();
-            self.full_rgb = rgb;
-            return result;
+            return self.through_rgb(frame, matrix, |s, rgb| s.process_once(rgb, strength));
         }
         self.small_out.reshape(mw, mh, PixelFormat::Rgbx)?;
         let bad = unpack(
@@ -523,14 +525,7 @@ impl Stylizer {
         strength: f32,
     ) -> Result<(), StylizeError> {
         let (fw, fh) = (frame.width(), frame.height());
-        let plan = match self.plan {
-            Some(p) if p.frame == (fw, fh) => p,
-            _ => {
-                let p = self.plan_for(fw, fh);
-                self.plan = Some(p);
-                p
-            }
-        };
+        let plan = self.plan_of(fw, fh);
         let t0 = Instant::now();
         let (mw, mh) = plan.model;
         let (pw, ph) = plan.padded;

@@ -58,17 +58,19 @@ pub struct GuidedUpsampler {
     /// `widen_periodic`): that factor, else 0.
     period: usize,
     /// Two low-resolution rows interpolated to full width (`PLANES` × fw each), and which rows.
-    rows: [Vec<f32>; 2],
-    row_ids: [usize; 2],
+    rows: RowPair,
     /// I420 output: low-resolution bases and gains of Y, U and V and the guide's luma.
     yuv_planes: Vec<f32>,
-    /// I420 output: for each chroma column, left low-resolution column and right weight.
+    /// I420 output: for each chroma column, left low-resolution column and right weight, and
+    /// `period` for them (at inference scale 0.5 the chroma planes are the low-resolution size
+    /// and at 0.25 twice it).
     cx0: Vec<u32>,
     cwx: Vec<f32>,
+    chroma_period: usize,
     /// I420 output: the luma detail of one chroma row.
     chroma_row: Vec<f32>,
     /// I420 output: two low-resolution rows of the chroma pass's planes, at chroma width.
-    crows: [Vec<f32>; 2],
+    crows: RowPair,
 }
 
 impl GuidedUpsampler {
@@ -240,58 +242,22 @@ impl GuidedUpsampler {
         let ([yp, up, vp], [y_stride, u_stride, v_stride]) = frame.planes_mut();
         // Chroma first: it reads the input's Y, which the luma pass then overwrites.
         let (cw, ch) = chroma_size(fw, fh);
-        let sx = lw as f32 / fw as f32;
         let sy = lh as f32 / fh as f32;
-        // Chroma sample `c` sits at the centre of full-resolution pixels 2c and 2c + 1.
-        let chroma_pos = |c: usize, scale: f32, len: usize| {
-            let v = ((2 * c + 1) as f32 * scale - 0.5).max(0.0);
-            let i = (v as usize).min(len - 1);
-            (i, if i + 1 < len { v - i as f32 } else { 0.0 })
-        };
-        self.cx0.clear();
-        self.cwx.clear();
-        for cx in 0..cw {
-            let (i, w) = chroma_pos(cx, sx, lw);
-            self.cx0.push(i as u32);
-            self.cwx.push(w);
-        }
         let inv_ys = 1.0 / ys;
         // Chroma rows: the five planes it needs (guide luma, base and gain of U and of V)
         // widened to chroma width, two low-resolution rows at a time.
         const CHROMA_PLANES: [usize; 5] = [6, 2, 3, 4, 5];
-        for r in &mut self.crows {
-            r.resize(5 * cw, 0.0);
-        }
-        let mut crow_ids = [usize::MAX; 2];
-        // At inference scale 0.5 the chroma planes are the low-resolution size and at 0.25
-        // twice it: exact growth the widening handles without tables (see `widen_periodic`).
-        let chroma_periodic = periodic(&self.cx0, &self.cwx, lw, cw, 2);
+        self.crows.reset(5 * cw);
         let mut detail = std::mem::take(&mut self.chroma_row);
         detail.resize(cw, 0.0);
         for cy in 0..ch {
             let (ly0, wyy) = chroma_pos(cy, sy, lh);
             let ly1 = (ly0 + 1).min(lh - 1);
-            for (slot, ly) in [(0, ly0), (1, ly1)] {
-                if crow_ids[slot] != ly {
-                    if crow_ids[1 - slot] == ly {
-                        self.crows.swap(0, 1);
-                        crow_ids.swap(0, 1);
-                    }
-                    if crow_ids[slot] != ly {
-                        for (k, plane) in CHROMA_PLANES.into_iter().enumerate() {
-                            let src =
-                                &self.yuv_planes[plane * n + ly * lw..plane * n + (ly + 1) * lw];
-                            let dst = &mut self.crows[slot][k * cw..(k + 1) * cw];
-                            if chroma_periodic {
-                                widen_periodic::<2>(src, dst, &self.cx0, &self.cwx);
-                            } else {
-                                widen_any(src, dst, &self.cx0, &self.cwx);
-                            }
-                        }
-                        crow_ids[slot] = ly;
-                    }
-                }
-            }
+            let (planes, x0, wx, period) =
+                (&self.yuv_planes, &self.cx0, &self.cwx, self.chroma_period);
+            self.crows.hold(ly0, ly1, |ly, out| {
+                widen_planes(planes, CHROMA_PLANES, (lw, lh), ly, out, (x0, wx, period));
+            });
             // The input's luma over each chroma sample's pixels, less the guide's.
             let (r0, r1) = (2 * cy, (2 * cy + 1).min(fh - 1));
             let ya = &yp[r0 * y_stride..r0 * y_stride + fw];
@@ -307,7 +273,7 @@ impl GuidedUpsampler {
             if fw % 2 == 1 {
                 detail[cw - 1] = (ya[fw - 1] as u16 + yb[fw - 1] as u16) as f32 * 0.5;
             }
-            let (t, b) = (&self.crows[0], &self.crows[1]);
+            let [t, b] = &self.crows.rows;
             let (ti, bi) = (&t[..cw], &b[..cw]);
             for ((d, &ti), &bi) in detail.iter_mut().zip(ti).zip(bi) {
                 *d = (*d - yo) * inv_ys - (ti + wyy * (bi - ti));
@@ -353,36 +319,15 @@ impl GuidedUpsampler {
         }
         self.chroma_row = detail;
         // Luma: base, gain and the guide's luma widened to full width, per row.
-        for r in &mut self.rows {
-            r.resize(3 * fw, 0.0);
-        }
-        self.row_ids = [usize::MAX; 2];
+        self.rows.reset(3 * fw);
         for y in 0..fh {
             let (y0, wyy) = source_pos(y, sy, lh);
             let y1 = (y0 + 1).min(lh - 1);
-            for (slot, ly) in [(0, y0), (1, y1)] {
-                if self.row_ids[slot] != ly {
-                    if self.row_ids[1 - slot] == ly {
-                        self.rows.swap(0, 1);
-                        self.row_ids.swap(0, 1);
-                    }
-                    if self.row_ids[slot] != ly {
-                        let out = &mut self.rows[slot];
-                        for (k, plane) in [0, 1, 6].into_iter().enumerate() {
-                            let src =
-                                &self.yuv_planes[plane * n + ly * lw..plane * n + (ly + 1) * lw];
-                            let dst = &mut out[k * fw..(k + 1) * fw];
-                            match self.period {
-                                2 => widen_periodic::<2>(src, dst, &self.x0, &self.wx),
-                                4 => widen_periodic::<4>(src, dst, &self.x0, &self.wx),
-                                _ => widen_any(src, dst, &self.x0, &self.wx),
-                            }
-                        }
-                        self.row_ids[slot] = ly;
-                    }
-                }
-            }
-            let (a, b) = (&self.rows[0], &self.rows[1]);
+            let (planes, x0, wx, period) = (&self.yuv_planes, &self.x0, &self.wx, self.period);
+            self.rows.hold(y0, y1, |ly, out| {
+                widen_planes(planes, [0, 1, 6], (lw, lh), ly, out, (x0, wx, period));
+            });
+            let [a, b] = &self.rows.rows;
             let row = &mut yp[y * y_stride..y * y_stride + fw];
             // A chunk at a time: bytes to floats, the arithmetic over contiguous floats
             // (vector code), back to bytes.
@@ -413,7 +358,6 @@ impl GuidedUpsampler {
 
     fn prepare(&mut self, lw: usize, lh: usize, fw: usize, fh: usize) {
         if self.key == (lw, lh, fw, fh) {
-            self.row_ids = [usize::MAX; 2];
             return;
         }
         self.key = (lw, lh, fw, fh);
@@ -429,14 +373,24 @@ impl GuidedUpsampler {
             self.x0.push(i as u32);
             self.wx.push(w);
         }
-        for r in &mut self.rows {
-            r.resize(PLANES * fw, 0.0);
-        }
-        self.row_ids = [usize::MAX; 2];
         self.period = [2, 4]
             .into_iter()
             .find(|&k| periodic(&self.x0, &self.wx, lw, fw, k))
             .unwrap_or(0);
+        // Chroma sample `c` sits at the centre of full-resolution pixels 2c and 2c + 1.
+        let (cw, _) = chroma_size(fw, fh);
+        self.cx0.clear();
+        self.cwx.clear();
+        for cx in 0..cw {
+            let (i, w) = chroma_pos(cx, sx, lw);
+            self.cx0.push(i as u32);
+            self.cwx.push(w);
+        }
+        self.chroma_period = if periodic(&self.cx0, &self.cwx, lw, cw, 2) {
+            2
+        } else {
+            0
+        };
     }
 
     /// The low-resolution fit: base planes, gains and the guide's luma.
@@ -494,51 +448,23 @@ impl GuidedUpsampler {
         }
     }
 
-    /// Low-resolution row `ly` of every plane, interpolated to full width, into `rows[slot]`.
-    #[inline(always)]
-    fn widen(&mut self, ly: usize, slot: usize) {
-        let (lw, lh, fw, _) = self.key;
-        let n = lw * lh;
-        let out = &mut self.rows[slot];
-        for k in 0..PLANES {
-            let src = &self.planes[k * n + ly * lw..k * n + (ly + 1) * lw];
-            let dst = &mut out[k * fw..(k + 1) * fw];
-            match self.period {
-                2 => widen_periodic::<2>(src, dst, &self.x0, &self.wx),
-                4 => widen_periodic::<4>(src, dst, &self.x0, &self.wx),
-                _ => widen_any(src, dst, &self.x0, &self.wx),
-            }
-        }
-        self.row_ids[slot] = ly;
-    }
-
     #[inline(always)]
     fn apply(&mut self, frame: &mut FrameMut<'_>, s: f32) {
-        let (_, lh, fw, fh) = self.key;
+        let (lw, lh, fw, fh) = self.key;
         // The I420 path keeps three planes in these rows (the capacity stays).
-        for r in &mut self.rows {
-            r.resize(PLANES * fw, 0.0);
-        }
+        self.rows.reset(PLANES * fw);
         let bpp = frame.format().bytes_per_pixel();
         let lw_ = luma_weights(frame.format().rgb_offsets());
         let sy = lh as f32 / fh as f32;
         for y in 0..fh {
             let (y0, wy) = source_pos(y, sy, lh);
             let y1 = (y0 + 1).min(lh - 1);
-            // Rows are visited in order, so each low-resolution row is widened once.
-            for (slot, ly) in [(0, y0), (1, y1)] {
-                if self.row_ids[slot] != ly {
-                    if self.row_ids[1 - slot] == ly {
-                        self.rows.swap(0, 1);
-                        self.row_ids.swap(0, 1);
-                    }
-                    if self.row_ids[slot] != ly {
-                        self.widen(ly, slot);
-                    }
-                }
-            }
+            let (planes, x0, wx, period) = (&self.planes, &self.x0, &self.wx, self.period);
+            self.rows.hold(y0, y1, |ly, out| {
+                widen_planes(planes, 0..PLANES, (lw, lh), ly, out, (x0, wx, period));
+            });
             let row = frame.row_mut(y);
-            let (r0, r1) = (&self.rows[0], &self.rows[1]);
+            let [r0, r1] = &self.rows.rows;
             if bpp == 4 {
                 apply_row::<4>(row, r0, r1, wy, fw, lw_, s);
             } else {
@@ -546,6 +472,74 @@ impl GuidedUpsampler {
             }
         }
     }
+}
+
+/// Two low-resolution rows of some planes, widened, for the full-resolution rows between
+/// them; rows are visited in order, so each low-resolution row is widened once.
+#[derive(Debug, Clone, Default)]
+struct RowPair {
+    rows: [Vec<f32>; 2],
+    /// Which low-resolution row each holds (`usize::MAX`: none).
+    ids: [usize; 2],
+}
+
+impl RowPair {
+    /// Forgets the rows held, for a frame with `len` values a row.
+    fn reset(&mut self, len: usize) {
+        for r in &mut self.rows {
+            r.resize(len, 0.0);
+        }
+        self.ids = [usize::MAX; 2];
+    }
+
+    /// Holds rows `y0` and `y1`, widening with `widen(ly, out)` only the one not held yet.
+    #[inline(always)]
+    fn hold(&mut self, y0: usize, y1: usize, mut widen: impl FnMut(usize, &mut [f32])) {
+        for (slot, ly) in [(0, y0), (1, y1)] {
+            if self.ids[slot] == ly {
+                continue;
+            }
+            if self.ids[1 - slot] == ly {
+                self.rows.swap(0, 1);
+                self.ids.swap(0, 1);
+            } else {
+                widen(ly, &mut self.rows[slot]);
+                self.ids[slot] = ly;
+            }
+        }
+    }
+}
+
+/// Low-resolution row `ly` of each of `which` planes (of `lw`×`lh`), interpolated to the
+/// width of the tables `x0`/`wx` (periodic in `period`, 0 when not) one after another into
+/// `out`.
+#[inline(always)]
+fn widen_planes(
+    planes: &[f32],
+    which: impl IntoIterator<Item = usize>,
+    (lw, lh): (usize, usize),
+    ly: usize,
+    out: &mut [f32],
+    (x0, wx, period): (&[u32], &[f32], usize),
+) {
+    let (n, width) = (lw * lh, x0.len());
+    for (k, plane) in which.into_iter().enumerate() {
+        let src = &planes[plane * n + ly * lw..plane * n + (ly + 1) * lw];
+        let dst = &mut out[k * width..(k + 1) * width];
+        match period {
+            2 => widen_periodic::<2>(src, dst, x0, wx),
+            4 => widen_periodic::<4>(src, dst, x0, wx),
+            _ => widen_any(src, dst, x0, wx),
+        }
+    }
+}
+
+/// The low-resolution position of chroma sample `c` (the centre of full-resolution pixels
+/// 2c and 2c + 1): left index and the right one's weight.
+fn chroma_pos(c: usize, scale: f32, len: usize) -> (usize, f32) {
+    let v = ((2 * c + 1) as f32 * scale - 0.5).max(0.0);
+    let i = (v as usize).min(len - 1);
+    (i, if i + 1 < len { v - i as f32 } else { 0.0 })
 }
 
 /// Pixels per chunk of `apply_row`: a chunk's planes stay in L1.

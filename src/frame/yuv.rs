@@ -97,6 +97,19 @@ fn check_plane(
     Ok(())
 }
 
+/// Whether planes of these lengths and strides hold a `width`×`height` I420 frame.
+fn check_planes(
+    lens: [usize; 3],
+    strides: [usize; 3],
+    width: usize,
+    height: usize,
+) -> Result<(), FrameError> {
+    let (cw, ch) = chroma_size(width, height);
+    check_plane("Y", lens[0], width, height, strides[0])?;
+    check_plane("U", lens[1], cw, ch, strides[1])?;
+    check_plane("V", lens[2], cw, ch, strides[2])
+}
+
 /// A borrowed, read-only I420 frame: three planes and their strides.
 #[derive(Debug, Clone, Copy)]
 pub struct I420<'a> {
@@ -114,10 +127,7 @@ impl<'a> I420<'a> {
         width: usize,
         height: usize,
     ) -> Result<Self, FrameError> {
-        let (cw, ch) = chroma_size(width, height);
-        check_plane("Y", planes[0].len(), width, height, strides[0])?;
-        check_plane("U", planes[1].len(), cw, ch, strides[1])?;
-        check_plane("V", planes[2].len(), cw, ch, strides[2])?;
+        check_planes(planes.each_ref().map(|p| p.len()), strides, width, height)?;
         Ok(I420 {
             planes,
             strides,
@@ -156,10 +166,7 @@ impl<'a> I420Mut<'a> {
         width: usize,
         height: usize,
     ) -> Result<Self, FrameError> {
-        let (cw, ch) = chroma_size(width, height);
-        check_plane("Y", planes[0].len(), width, height, strides[0])?;
-        check_plane("U", planes[1].len(), cw, ch, strides[1])?;
-        check_plane("V", planes[2].len(), cw, ch, strides[2])?;
+        check_planes(planes.each_ref().map(|p| p.len()), strides, width, height)?;
         Ok(I420Mut {
             planes,
             strides,
@@ -196,6 +203,17 @@ fn byte(v: f32) -> u8 {
     (v + 0.5).clamp(0.0, 255.0) as u8
 }
 
+/// Writes one packed pixel: R, G and B at `offsets`, an opaque alpha or padding byte.
+#[inline(always)]
+fn put(px: &mut [u8], [ro, go, bo]: [usize; 3], [r, g, b]: [f32; 3]) {
+    px[ro] = byte(r);
+    px[go] = byte(g);
+    px[bo] = byte(b);
+    if let Some(a) = px.get_mut(3) {
+        *a = 255;
+    }
+}
+
 /// Converts an I420 frame into a packed RGB frame of the same size (each chroma sample
 /// covers its 2×2 pixels).
 pub fn i420_to_rgb(
@@ -212,8 +230,7 @@ pub fn i420_to_rgb(
             dst.height()
         )));
     }
-    let bpp = dst.format().bytes_per_pixel();
-    let [ro, go, bo] = dst.format().rgb_offsets();
+    let (bpp, offsets) = (dst.format().bytes_per_pixel(), dst.format().rgb_offsets());
     let (yp, ys) = src.plane(0);
     let (up, us) = src.plane(1);
     let (vp, vs) = src.plane(2);
@@ -223,13 +240,11 @@ pub fn i420_to_rgb(
         let vr = &vp[(y / 2) * vs..];
         let row = dst.row_mut(y);
         for (x, px) in row.chunks_exact_mut(bpp).enumerate() {
-            let [r, g, b] = m.to_rgb(yr[x] as f32, ur[x / 2] as f32, vr[x / 2] as f32);
-            px[ro] = byte(r);
-            px[go] = byte(g);
-            px[bo] = byte(b);
-            if bpp == 4 {
-                px[3] = 255;
-            }
+            put(
+                px,
+                offsets,
+                m.to_rgb(yr[x] as f32, ur[x / 2] as f32, vr[x / 2] as f32),
+            );
         }
     }
     Ok(())
@@ -311,19 +326,16 @@ pub fn downscale_to_rgb(
     resizers[1].resize_plane(p, (cw, ch, s), us, (dw, dh, dw))?;
     let (p, s) = src.plane(2);
     resizers[1].resize_plane(p, (cw, ch, s), vs, (dw, dh, dw))?;
-    let bpp = dst.format().bytes_per_pixel();
-    let [ro, go, bo] = dst.format().rgb_offsets();
+    let (bpp, offsets) = (dst.format().bytes_per_pixel(), dst.format().rgb_offsets());
     for y in 0..dh {
         let row = dst.row_mut(y);
         for (x, px) in row.chunks_exact_mut(bpp).enumerate() {
             let j = y * dw + x;
-            let [r, g, b] = m.to_rgb(ys[j] as f32, us[j] as f32, vs[j] as f32);
-            px[ro] = byte(r);
-            px[go] = byte(g);
-            px[bo] = byte(b);
-            if bpp == 4 {
-                px[3] = 255;
-            }
+            put(
+                px,
+                offsets,
+                m.to_rgb(ys[j] as f32, us[j] as f32, vs[j] as f32),
+            );
         }
     }
     Ok(())
